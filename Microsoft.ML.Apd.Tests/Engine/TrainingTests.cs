@@ -35,6 +35,45 @@ public sealed class TrainingTests
         }
     }
 
+    /// <summary>The training step's gradients (task loss by autograd, sparsity/decay/retroactive terms added in place,
+    /// all × GradientScale) equal autograd's gradients of the whole objective as one expression, for the first task
+    /// (σ decays) and a later one (retroactive term), with both retroactive strategies.</summary>
+    [TestMethod]
+    [DataRow(0, RetroactiveUpdateMode.Exact)]
+    [DataRow(2, RetroactiveUpdateMode.Exact)]
+    [DataRow(2, RetroactiveUpdateMode.Fast)]
+    public void StepGradientsEqualAutogradOfTheWholeObjective(int earlierTasks, RetroactiveUpdateMode mode)
+    {
+        var h = EngineTestData.QuickSettings with { RetroactiveUpdate = mode, MaskSparsityStrength = 1e-3 };
+        using var network = earlierTasks == 0 ? ApdNetwork.Create(EngineTestData.SmallMlp, CPU, 1) : EngineTestData.Train(EngineTestData.SmallMlp, earlierTasks, h);
+        var (x, y) = EngineTestData.Task(7);
+        using (x) using (y)
+        using (var generator = new Generator(3))
+        using (var session = new TaskTrainingSession(network, "new", 2, h, generator))
+        using (var scope = NewDisposeScope())
+        {
+            // Move σ and the new task's τ so every term has a non-zero gradient.
+            using (no_grad())
+                for (int l = 0; l < session.Shared.Count; l++)
+                {
+                    session.Shared[l].add_(0.02);
+                    session.Adaptive[l].mul_(0.5);
+                }
+            var parameters = session.TrainableParameters.ToList();
+            var reference = session.Loss(x, y);
+            (reference * h.GradientScale).backward();
+            var expected = parameters.Select(p => p.grad!.clone()).ToList();
+            var value = session.Backward(x, y);
+            Assert.AreEqual(reference.item<float>(), value.item<float>(), 1e-5 * Math.Abs(reference.item<float>()));
+            for (int i = 0; i < parameters.Count; i++)
+            {
+                float scale = expected[i].abs().max().item<float>();
+                Assert.IsGreaterThan(0f, scale, $"parameter {i} has a gradient");
+                Assert.IsLessThan(1e-5f * scale + 1e-7f, (parameters[i].grad! - expected[i]).abs().max().item<float>(), $"parameter {i}");
+            }
+        }
+    }
+
     [TestMethod]
     public void RetroactiveTermIsZeroAtStartAndGrowsWhenSharedMoves()
     {

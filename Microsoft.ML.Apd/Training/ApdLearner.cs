@@ -62,7 +62,7 @@ internal static class ApdLearner
                 using var scope = NewDisposeScope();
                 long start = (long)batch * h.BatchSize;
                 var rows = order.narrow(0, start, Math.Min(h.BatchSize, count - start));
-                var loss = session.Step(optimizer, parameters, x.index_select(0, rows), y.index_select(0, rows));
+                var loss = session.Step(optimizer, x.index_select(0, rows), y.index_select(0, rows));
                 progress?.Report(new TaskTrainingProgress(task, epoch + 1, h.NumberOfEpochs, batch + 1, batches, loss.item<float>(), clock.Elapsed));
             }
             if (epoch + 1 < h.NumberOfEpochs)

@@ -103,6 +103,14 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         return chunk;
     }
 
+    public Tensor AddGradients(IReadOnlyList<Parameter> shared, double scale)
+    {
+        if (_tasks.Length == 0) return zeros(1, device: shared[0].device).sum();
+        var penalty = Penalty(shared);
+        (penalty * scale).backward();
+        return penalty.detach();
+    }
+
     /// <summary>λ₂ [⟨Δσ², A⟩ + Σ_S (2 Δσ M Δτ + Δτ²)] + λ₁ Σ_S |τ| over all layers.</summary>
     public Tensor Penalty(IReadOnlyList<Tensor> shared)
     {

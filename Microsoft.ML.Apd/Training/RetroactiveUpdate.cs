@@ -14,8 +14,13 @@ internal interface IRetroactiveUpdate : IDisposable
     /// <summary>Earlier tasks' τ_i as trainable parameters (empty for the first task).</summary>
     IReadOnlyList<Parameter> Parameters { get; }
 
-    /// <summary>The retroactive term for the current σ of every layer (scalar, caller's scope).</summary>
+    /// <summary>The retroactive term for the current σ of every layer as a differentiable expression (scalar,
+    /// caller's scope): the reference <see cref="AddGradients"/> is checked against.</summary>
     Tensor Penalty(IReadOnlyList<Tensor> shared);
+
+    /// <summary>Adds scale × the term's gradient to σ's (and to the earlier τ_i's) .grad and returns its value
+    /// (scalar, no autograd, caller's scope).</summary>
+    Tensor AddGradients(IReadOnlyList<Parameter> shared, double scale);
 
     /// <summary>Called after each epoch: new trainable parameters (if any) the optimizer must add.</summary>
     IReadOnlyList<Parameter> Reactivate(IReadOnlyList<Tensor> shared);
@@ -84,6 +89,15 @@ internal sealed class ExactRetroactiveUpdate : IRetroactiveUpdate
     /// <summary>θ_i for all earlier tasks at once: σ ⊙ M_i + (σ̃_{g(i)} + τ_i).</summary>
     private static Tensor Theta(Tensor shared, Tensor masks, Tensor? locallyShared, Tensor adaptive)
         => shared.unsqueeze(0) * masks + (locallyShared is null ? adaptive : locallyShared + adaptive);
+
+    /// <summary>By autograd, over the stacked tensors: this is the reference.</summary>
+    public Tensor AddGradients(IReadOnlyList<Parameter> shared, double scale)
+    {
+        if (_tasks.Length == 0) return zeros(1, device: shared[0].device).sum();
+        var penalty = Penalty(shared);
+        (penalty * scale).backward();
+        return penalty.detach();
+    }
 
     public Tensor Penalty(IReadOnlyList<Tensor> shared)
     {

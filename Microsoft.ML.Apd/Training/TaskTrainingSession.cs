@@ -70,7 +70,8 @@ internal sealed class TaskTrainingSession : IDisposable
     public Tensor Logits(Tensor features)
         => _network.ForwardWith(features, l => (_network.Layers[l].Compose(Shared[l], MaskLogits[l], Adaptive[l]), Biases[l]), HeadWeight, HeadBias);
 
-    /// <summary>The full APD objective for one batch (see <see cref="ApdObjective"/>).</summary>
+    /// <summary>The full APD objective for one batch as one differentiable expression (see <see cref="ApdObjective"/>):
+    /// the reference <see cref="Backward"/>'s gradients are checked against.</summary>
     public Tensor Loss(Tensor features, Tensor labels)
     {
         var h = _hyperparameters;
@@ -83,17 +84,34 @@ internal sealed class TaskTrainingSession : IDisposable
         return loss;
     }
 
-    /// <summary>One optimisation step on a batch: objective, backward, gradients × GradientScale (as the authors do),
-    /// optimizer step. Returns the loss (a scalar tensor in the caller's scope).</summary>
-    public Tensor Step(optim.Optimizer optimizer, IReadOnlyList<Parameter> parameters, Tensor features, Tensor labels)
+    /// <summary>
+    /// Sets every trainable parameter's gradient to GradientScale × ∇ of the APD objective on a batch (the authors
+    /// scale gradients by 10) and returns the objective's value (scalar, caller's scope). The task loss goes through
+    /// autograd, multiplied by the scale before backward so no extra pass scales its gradients; the sparsity and
+    /// weight-decay terms add their elementwise gradients in place; the retroactive term adds its own.
+    /// </summary>
+    public Tensor Backward(Tensor features, Tensor labels)
     {
-        optimizer.zero_grad();
-        var loss = Loss(features, labels);
-        loss.backward();
-        if (_hyperparameters.GradientScale != 1)
-            using (no_grad())
-                foreach (var p in parameters)
-                    p.grad?.mul_(_hyperparameters.GradientScale);
+        var h = _hyperparameters;
+        double scale = h.GradientScale;
+        foreach (var p in TrainableParameters) p.grad?.zero_();
+        var taskLoss = ApdObjective.TaskLoss(Logits(features), labels);
+        (taskLoss * scale).backward();
+        var retroactive = Retroactive.AddGradients(Shared, scale);
+        using var noGrad = no_grad();
+        var loss = taskLoss.detach() + retroactive
+            + ApdObjective.AddL1(Adaptive, h.SparsityStrength, scale)
+            + ApdObjective.AddSquaredL2(Adaptive.Concat(MaskLogits), h.WeightDecay, scale);
+        if (h.MaskSparsityStrength != 0) loss += ApdObjective.AddL1(MaskLogits, h.MaskSparsityStrength, scale);
+        if (_isFirstTask) loss += ApdObjective.AddSquaredL2(Shared, h.WeightDecay, scale);
+        return loss;
+    }
+
+    /// <summary>One optimisation step on a batch: <see cref="Backward"/>, then the optimizer. Returns the objective's
+    /// value before the step (a scalar tensor in the caller's scope).</summary>
+    public Tensor Step(optim.Optimizer optimizer, Tensor features, Tensor labels)
+    {
+        var loss = Backward(features, labels);
         optimizer.step();
         return loss;
     }

@@ -19,6 +19,26 @@ internal static class Measure
         return Percentile(times, 0.5);
     }
 
+    /// <summary>
+    /// Median milliseconds of each action, timed in alternation (a, b, c, a, b, c, …) after <paramref name="warmup"/>
+    /// untimed rounds: on a shared machine the speed drifts by tens of percent within seconds, and alternating puts
+    /// every action under the same drift, so their ratio holds even when the absolute times do not.
+    /// </summary>
+    public static double[] InterleavedMedianMilliseconds(Action[] actions, int warmup = 5, int rounds = 40)
+    {
+        for (int i = 0; i < warmup; i++)
+            foreach (var action in actions) action();
+        var times = actions.Select(_ => new double[rounds]).ToArray();
+        for (int r = 0; r < rounds; r++)
+            for (int a = 0; a < actions.Length; a++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                actions[a]();
+                times[a][r] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+        return times.Select(t => Percentile(t, 0.5)).ToArray();
+    }
+
     public static double Percentile(double[] values, double fraction)
     {
         var sorted = values.Order().ToArray();
