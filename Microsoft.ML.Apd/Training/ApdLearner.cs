@@ -52,7 +52,7 @@ internal static class ApdLearner
         var clock = Stopwatch.StartNew();
         for (int epoch = 0; epoch < h.NumberOfEpochs; epoch++)
         {
-            // lr decayed ×LearningRateDecay per epoch, for every parameter group (re-activated τ chunks included).
+            // lr decayed ×LearningRateDecay per epoch.
             double learningRate = h.LearningRate * Math.Pow(h.LearningRateDecay, epoch);
             foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
             using var order = randperm(count, generator: generator, device: device);
@@ -65,15 +65,7 @@ internal static class ApdLearner
                 var loss = session.Step(optimizer, x.index_select(0, rows), y.index_select(0, rows));
                 progress?.Report(new TaskTrainingProgress(task, epoch + 1, h.NumberOfEpochs, batch + 1, batches, loss.item<float>(), clock.Elapsed));
             }
-            if (epoch + 1 < h.NumberOfEpochs)
-            {
-                var reactivated = session.Retroactive.Reactivate(session.Shared);
-                if (reactivated.Count > 0)
-                {
-                    optimizer.add_param_group(new TorchSharp.Modules.Adam.ParamGroup(reactivated, learningRate));
-                    parameters.AddRange(reactivated);
-                }
-            }
+            if (epoch + 1 < h.NumberOfEpochs) session.Retroactive.Refresh(session.Shared);
         }
         session.Commit();
         if (h.ConsolidationInterval > 0 && network.Tasks.Count % h.ConsolidationInterval == 0)

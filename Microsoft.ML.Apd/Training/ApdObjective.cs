@@ -13,7 +13,7 @@ namespace Microsoft.ML.Apd.Engine;
 /// Every method returns a scalar tensor in the caller's dispose scope.
 /// <para>
 /// Training takes the gradient of the task loss by autograd and adds the gradients of the parameter-sized terms in
-/// place (<see cref="AddL1"/>, <see cref="AddSquaredL2"/>): their derivatives are one elementwise expression each, and
+/// place (<see cref="AddL1Gradient"/>, <see cref="AddSquaredL2Gradient"/>): their derivatives are one elementwise expression each, and
 /// building them into the autograd graph cost more than the network's own forward and backward pass at task 1.
 /// The differentiable forms (<see cref="AdaptiveSparsity"/>, <see cref="WeightDecay"/>…) stay as the reference the
 /// tests compare the in-place gradients with.
@@ -39,28 +39,20 @@ internal static class ApdObjective
     /// <summary>λ₂ ‖θ_i − θ_i*‖² summed over the stacked earlier tasks: the drift of their effective weights.</summary>
     public static Tensor Retroactive(Tensor drift, double lambda2) => SquaredNorm(drift) * lambda2;
 
-    /// <summary>λ Σ‖x‖₁ for leaf parameters: adds scale·λ·sign(x) (its gradient; 0 at 0, as autograd's) to each
-    /// x.grad and returns the value (no autograd).</summary>
-    public static Tensor AddL1(IEnumerable<Parameter> parameters, double lambda, double scale)
-        => Sum(parameters, p =>
-        {
-            GradientOf(p).add_(p.sign(), lambda * scale);
-            return linalg.vector_norm(p.detach(), 1);
-        }) * lambda;
+    /// <summary>Adds scale · λ · sign(x), the gradient of λ‖x‖₁ (0 at 0, as autograd's), to each x.grad.</summary>
+    public static void AddL1Gradient(IEnumerable<Parameter> parameters, double lambda, double scale)
+    {
+        foreach (var p in parameters) GradientOf(p).add_(p.sign(), lambda * scale);
+    }
 
-    /// <summary>λ Σ‖x‖² for leaf parameters: adds scale·2λx (its gradient) to each x.grad and returns the value.</summary>
-    public static Tensor AddSquaredL2(IEnumerable<Parameter> parameters, double lambda, double scale)
-        => Sum(parameters, p =>
-        {
-            GradientOf(p).add_(p, 2 * lambda * scale);
-            return linalg.vector_norm(p.detach()).square();
-        }) * lambda;
+    /// <summary>Adds scale · 2λx, the gradient of λ‖x‖², to each x.grad.</summary>
+    public static void AddSquaredL2Gradient(IEnumerable<Parameter> parameters, double lambda, double scale)
+    {
+        foreach (var p in parameters) GradientOf(p).add_(p, 2 * lambda * scale);
+    }
 
     private static Tensor GradientOf(Parameter p)
         => p.grad ?? throw new InvalidOperationException("The task loss's backward pass did not reach this parameter.");
-
-    private static Tensor Sum(IEnumerable<Parameter> parameters, Func<Parameter, Tensor> term)
-        => parameters.Select(term).Aggregate((a, b) => a + b);
 
     /// <summary>‖x‖² (sum of squares).</summary>
     public static Tensor SquaredNorm(Tensor x) => x.square().sum();

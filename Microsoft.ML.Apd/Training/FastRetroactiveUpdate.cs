@@ -5,52 +5,79 @@ using Parameter = TorchSharp.Modules.Parameter;
 namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>
-/// The retroactive term at a cost that does not grow with the number of earlier tasks' dense weights.
+/// The retroactive term at a cost per step that does not depend on the number of earlier tasks.
 /// <para>
-/// Per layer, with θ_i* = σ* ⊙ M_i + σ̃_i + τ_i* taken when task t starts (σ*, τ_i* the values then; M_i, σ̃_i frozen),
-/// the drift is θ_i − θ_i* = Δσ ⊙ M_i + Δτ_i with Δσ = σ − σ*, Δτ_i = τ_i − τ_i*. So
+/// Per layer, with σ* and τ_i* the values when task t starts (M_i and σ̃_i are frozen, so they cancel), the drift is
+/// θ_i − θ_i* = Δσ ⊙ M_i + Δτ_i, Δσ = σ − σ*, and (M_i broadcast over each output unit's row)
 /// </para>
 /// <code>
-///   Σ_i ‖Δσ ⊙ M_i + Δτ_i‖² = ⟨Δσ², A⟩ + Σ_{(i,e) ∈ S} (2 Δσ_e M_i,row(e) Δτ_i,e + Δτ_i,e²),   A = Σ_i M_i²
+///   Σ_i ‖Δσ ⊙ M_i + Δτ_i‖² = ⟨Δσ², A⟩ + 2⟨Δσ, C⟩ + Σ_i ‖Δτ_i‖²,   A = Σ_i M_i²,  C = Σ_i M_i ⊙ Δτ_i
+///   ∇_σ = 2λ₂ (Δσ ⊙ A + C)
 /// </code>
 /// <para>
-/// where S is the union of the supports of the τ_i: off its support τ_i stays 0, so Δτ_i = 0 there. The first term
-/// costs O(P) whatever the number of tasks (A is one vector per layer, fixed for the whole task); the second O(nnz).
-/// σ's gradient is 2λ₂(Δσ ⊙ A + Σ_i M_i ⊙ Δτ_i), exactly the dense reference's; each τ_i trains on its support only.
+/// A is one vector per layer for the whole task. C changes only when some τ_i changes, so Fast updates the earlier
+/// τ_i in blocks rather than at every step: at each <see cref="Refresh"/> (after every epoch, and at
+/// <see cref="Commit"/>) every τ_i jumps to the exact minimiser of its part of the term for the current σ,
+/// </para>
+/// <code>
+///   τ_i = S_κ(τ_i* − Δσ ⊙ M_i),   κ = λ₁ / 2λ₂,   S_κ(u) = sign(u) · max(|u| − κ, 0)   (soft thresholding)
+/// </code>
+/// <para>
+/// on its support S_i (its non-zeros when task t starts, plus re-activated elements; elsewhere τ_i stays 0). Between
+/// refreshes a step costs O(P) whatever the number of tasks (A, C and the constant Σ‖Δτ_i‖² + λ₁Σ‖τ_i‖₁ are kept),
+/// a refresh O(Σ nnz), and the earlier τ_i have no optimizer state. The dense reference trains the same τ_i with Adam
+/// at every step instead; both minimise the same objective, and with the same τ_i the two terms and their σ-gradients
+/// are equal.
 /// </para>
 /// <para>
-/// Re-activation: off its support, τ_i,e = 0 while the retroactive term would have it compensate the drift
-/// r = Δσ_e M_i,row(e). Alone, λ₂(r + τ)² + λ₁|τ| is minimised by τ = −sign(r)(|r| − λ₁/2λ₂) when |r| &gt; λ₁/2λ₂, and
-/// that value survives the storage threshold (|τ| &gt; λ₁) only when |r| &gt; λ₁ + λ₁/2λ₂. <see cref="Reactivate"/>
-/// (called by the learner after every epoch) adds exactly those elements as a new trainable chunk starting at 0, so
-/// τ_i follows σ where the dense reference would keep a non-zero, and nowhere else.
+/// Re-activation: off its support, τ_i,e = 0 while the minimiser would be S_κ(−Δσ_e M_i), which survives the storage
+/// threshold (|τ| &gt; λ₁) only when |Δσ_e M_i| &gt; λ₁ + κ. <see cref="Refresh"/> adds exactly those elements to S_i,
+/// so τ_i follows σ where the dense reference would keep a non-zero, and nowhere else.
 /// </para>
 /// </summary>
 internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
 {
     private readonly string[] _tasks;
-    private readonly double _lambda1, _lambda2;
+    private readonly double _lambda1, _lambda2, _kappa;
     private readonly List<LayerState> _layers = new();
-    private readonly List<Parameter> _parameters = new();
 
-    /// <summary>What one layer needs: σ*, A = Σ_i M_i², each task's mask, and the trainable chunks of τ values.</summary>
-    private sealed class LayerState
+    /// <summary>What one layer needs: σ*, A, the tasks' masks and supports, and C with the constant part of the term.</summary>
+    private sealed class LayerState : IDisposable
     {
-        public required Tensor SharedAtStart;     // σ*, [out, ...]
-        public required Tensor MaskSquareSum;     // A, broadcastable to σ
+        public required Tensor SharedAtStart;     // σ*, shaped like σ
+        public required Tensor MaskSquareSum;     // A = Σ_i M_i², [out, 1, ...]
         public required Tensor[] Masks;           // M_i per earlier task, [out]
         public required long Columns;             // elements per output unit (P / out)
-        public List<Chunk> Chunks { get; } = new();
+        public List<Support> Supports { get; } = new();
+        public Tensor Coupling = null!;           // C = Σ_i M_i ⊙ Δτ_i, shaped like σ
+        public double Constant;                   // λ₂ Σ_i ‖Δτ_i‖² + λ₁ Σ_i ‖τ_i‖₁
+
+        public void Dispose()
+        {
+            SharedAtStart.Dispose();
+            MaskSquareSum.Dispose();
+            Coupling?.Dispose();
+            foreach (var m in Masks) m.Dispose();
+            foreach (var s in Supports) s.Dispose();
+        }
     }
 
-    /// <summary>τ values of all earlier tasks on some of their elements: flat indices, start values, masks there.</summary>
-    private sealed class Chunk
+    /// <summary>Some elements of the supports of all earlier tasks: flat positions, M_i of their row, τ_i* and τ_i there.</summary>
+    private sealed class Support : IDisposable
     {
         public required Tensor Indices;           // flat positions in σ, int64 [n]
         public required Tensor MaskAt;            // M_i,row(e), [n]
-        public required Tensor ValuesAtStart;     // τ_i,e*, [n]
-        public required Parameter Values;         // τ_i,e, trainable, [n]
+        public required Tensor ValuesAtStart;     // τ_i,e*, [n] (0 for re-activated elements)
+        public required Tensor Values;            // τ_i,e now, [n]
         public required long[] TaskOffsets;       // entries of task i are [TaskOffsets[i], TaskOffsets[i + 1])
+
+        public void Dispose()
+        {
+            Indices.Dispose();
+            MaskAt.Dispose();
+            ValuesAtStart.Dispose();
+            Values.Dispose();
+        }
     }
 
     public FastRetroactiveUpdate(ApdNetwork network, ApdHyperparameters hyperparameters)
@@ -58,6 +85,8 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         _tasks = network.Tasks.ToArray();
         _lambda1 = hyperparameters.SparsityStrength;
         _lambda2 = hyperparameters.RetroactiveStrength;
+        // λ₂ = 0: nothing ties θ_i to θ_i*, and λ₁‖τ_i‖₁ alone is minimised by τ_i = 0 (κ = ∞, as large as float32 allows).
+        _kappa = _lambda2 > 0 ? _lambda1 / (2 * _lambda2) : float.MaxValue;
         if (_tasks.Length == 0) return;
         using var noGrad = no_grad();
         foreach (var layer in network.Layers)
@@ -71,145 +100,157 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
                 Masks = masks,
                 Columns = layer.WeightCount / layer.OutputCount,
             };
-            var chunk = MakeChunk(state, _tasks.Select(t => (layer.Slots[t].Adaptive.Indices, layer.Slots[t].Adaptive.Values)).ToArray());
+            AddSupport(state, _tasks.Select(t => (layer.Slots[t].Adaptive.Indices, layer.Slots[t].Adaptive.Values)).ToArray());
             state.SharedAtStart.DetachFromDisposeScope();
             state.MaskSquareSum.DetachFromDisposeScope();
             foreach (var m in masks) m.DetachFromDisposeScope();
-            state.Chunks.Add(chunk);
             _layers.Add(state);
+            // τ_i = τ_i* until the first refresh: the term starts at λ₁Σ‖τ_i*‖₁ with no drift, as the reference's does.
+            Evaluate(state);
         }
     }
 
-    public IReadOnlyList<Parameter> Parameters => _parameters;
+    /// <summary>The earlier τ_i are not trained by the optimizer: none.</summary>
+    public IReadOnlyList<Parameter> Parameters => [];
 
-    /// <summary>Concatenates (indices, start values) of every task into one chunk with a trainable copy of the values.</summary>
-    private Chunk MakeChunk(LayerState state, (Tensor Indices, Tensor Values)[] perTask)
+    /// <summary>Adds (indices, start values) of every task to the layer's supports, with τ_i = τ_i* there.</summary>
+    private static void AddSupport(LayerState state, (Tensor Indices, Tensor Values)[] perTask)
     {
         var offsets = new long[perTask.Length + 1];
         for (int i = 0; i < perTask.Length; i++) offsets[i + 1] = offsets[i] + perTask[i].Indices.shape[0];
-        var indices = cat(perTask.Select(p => p.Indices).ToList(), 0);
-        var maskAt = cat(perTask.Select((p, i) => state.Masks[i].index_select(0, p.Indices.div(state.Columns, rounding_mode: RoundingMode.floor))).ToList(), 0);
         var valuesAtStart = cat(perTask.Select(p => p.Values).ToList(), 0);
-        var values = new Parameter(valuesAtStart.clone(), requires_grad: true);
-        var chunk = new Chunk
+        state.Supports.Add(new Support
         {
-            Indices = indices.DetachFromDisposeScope(),
-            MaskAt = maskAt.DetachFromDisposeScope(),
+            Indices = cat(perTask.Select(p => p.Indices).ToList(), 0).DetachFromDisposeScope(),
+            MaskAt = cat(perTask.Select((p, i) => state.Masks[i].index_select(0, p.Indices.div(state.Columns, rounding_mode: RoundingMode.floor))).ToList(), 0).DetachFromDisposeScope(),
             ValuesAtStart = valuesAtStart.DetachFromDisposeScope(),
-            Values = (Parameter)values.DetachFromDisposeScope(),
+            Values = valuesAtStart.clone().DetachFromDisposeScope(),
             TaskOffsets = offsets,
-        };
-        _parameters.Add(chunk.Values);
-        return chunk;
+        });
     }
 
-    public Tensor AddGradients(IReadOnlyList<Parameter> shared, double scale)
+    /// <summary>C and the constant part of the term from the current τ_i of one layer.</summary>
+    private void Evaluate(LayerState state)
     {
-        if (_tasks.Length == 0) return zeros(1, device: shared[0].device).sum();
-        var penalty = Penalty(shared);
-        (penalty * scale).backward();
-        return penalty.detach();
-    }
-
-    /// <summary>λ₂ [⟨Δσ², A⟩ + Σ_S (2 Δσ M Δτ + Δτ²)] + λ₁ Σ_S |τ| over all layers.</summary>
-    public Tensor Penalty(IReadOnlyList<Tensor> shared)
-    {
-        if (_tasks.Length == 0) return zeros(1, device: shared[0].device).sum();
-        Tensor? total = null;
-        for (int l = 0; l < _layers.Count; l++)
+        using var scope = NewDisposeScope();
+        var coupling = zeros_like(state.SharedAtStart).reshape(-1);
+        double constant = 0;
+        foreach (var support in state.Supports)
         {
-            var state = _layers[l];
-            var sharedDrift = shared[l] - state.SharedAtStart;
-            var term = (sharedDrift.square() * state.MaskSquareSum).sum();                     // Σ_i ‖Δσ ⊙ M_i‖²
-            var flatDrift = sharedDrift.reshape(-1);
-            foreach (var chunk in state.Chunks)
-            {
-                var adaptiveDrift = chunk.Values - chunk.ValuesAtStart;                          // Δτ_i on S_i
-                term += 2 * (flatDrift.index_select(0, chunk.Indices) * chunk.MaskAt * adaptiveDrift).sum()  // 2Σ_i⟨Δσ ⊙ M_i, Δτ_i⟩
-                    + adaptiveDrift.square().sum();                                              // Σ_i ‖Δτ_i‖²
-            }
-            term = term * _lambda2 + ApdObjective.AdaptiveSparsity(state.Chunks.Select(c => (Tensor)c.Values), _lambda1);
-            total = total is null ? term : total + term;
+            var adaptiveDrift = support.Values - support.ValuesAtStart;                       // Δτ_i on S_i
+            coupling.index_add_(0, support.Indices, support.MaskAt * adaptiveDrift, 1);
+            constant += _lambda2 * adaptiveDrift.square().sum().item<float>() + _lambda1 * support.Values.abs().sum().item<float>();
         }
-        return total!;
+        state.Coupling?.Dispose();
+        state.Coupling = coupling.reshape(state.SharedAtStart.shape).DetachFromDisposeScope();
+        state.Constant = constant;
     }
 
-    /// <summary>
-    /// Adds, per layer, the elements outside every τ_i's support where |Δσ_e M_i,row(e)| &gt; λ₁ + λ₁/2λ₂ as a new trainable
-    /// chunk (values 0). Returns the new parameters, for the optimizer; empty when nothing qualifies.
-    /// </summary>
-    public IReadOnlyList<Parameter> Reactivate(IReadOnlyList<Tensor> shared)
+    /// <summary>Adds scale · 2λ₂(Δσ ⊙ A + C) to each σ's gradient: two elementwise passes over σ per layer.</summary>
+    public void AddGradients(IReadOnlyList<Parameter> shared, double scale)
     {
-        var added = new List<Parameter>();
-        if (_tasks.Length == 0 || _lambda2 == 0) return added;
         using var noGrad = no_grad();
-        double bound = _lambda1 + _lambda1 / (2 * _lambda2);
         for (int l = 0; l < _layers.Count; l++)
         {
             using var scope = NewDisposeScope();
             var state = _layers[l];
-            var flatDrift = (shared[l] - state.SharedAtStart).reshape(-1);
-            var perTask = new (Tensor Indices, Tensor Values)[_tasks.Length];
-            long count = 0;
-            for (int i = 0; i < _tasks.Length; i++)
+            var gradient = shared[l].grad!;
+            gradient.addcmul_(shared[l] - state.SharedAtStart, state.MaskSquareSum, 2 * _lambda2 * scale);   // Δσ ⊙ A
+            gradient.add_(state.Coupling, 2 * _lambda2 * scale);                                              // C
+        }
+    }
+
+    /// <summary>The term, λ₂(⟨Δσ², A⟩ + 2⟨Δσ, C⟩ + Σ‖Δτ_i‖²) + λ₁Σ‖τ_i‖₁, as a differentiable expression of σ
+    /// (the reference objective and tests).</summary>
+    public Tensor Penalty(IReadOnlyList<Tensor> shared)
+    {
+        var total = zeros(1, device: shared[0].device).sum();
+        for (int l = 0; l < _layers.Count; l++)
+        {
+            var state = _layers[l];
+            var drift = shared[l] - state.SharedAtStart;
+            total += _lambda2 * ((drift.square() * state.MaskSquareSum).sum() + 2 * (drift * state.Coupling).sum()) + state.Constant;
+        }
+        return total;
+    }
+
+    /// <summary>
+    /// Adds, per layer and task, the elements outside S_i where |Δσ_e M_i,row(e)| &gt; λ₁ + κ to S_i, then moves every
+    /// τ_i to its minimiser S_κ(τ_i* − Δσ ⊙ M_i) for the current σ. Returns the number of elements added.
+    /// </summary>
+    public long Refresh(IReadOnlyList<Tensor> shared)
+    {
+        long added = 0;
+        using var noGrad = no_grad();
+        for (int l = 0; l < _layers.Count; l++)
+        {
+            using var scope = NewDisposeScope();
+            var state = _layers[l];
+            var flatDrift = (shared[l].detach() - state.SharedAtStart).reshape(-1);
+            if (_lambda2 > 0) added += Reactivate(state, flatDrift);
+            foreach (var support in state.Supports)
             {
-                var mask = state.Masks[i].repeat_interleave(state.Columns);
-                var active = (flatDrift * mask).abs() > bound;
-                foreach (var chunk in state.Chunks)
-                {
-                    var own = chunk.Indices.narrow(0, chunk.TaskOffsets[i], chunk.TaskOffsets[i + 1] - chunk.TaskOffsets[i]);
-                    active.index_fill_(0, own, false);
-                }
-                var indices = active.nonzero().reshape(-1);
-                perTask[i] = (indices, zeros(indices.shape[0], device: flatDrift.device));
-                count += indices.shape[0];
+                var u = support.ValuesAtStart - flatDrift.index_select(0, support.Indices) * support.MaskAt;
+                support.Values.copy_(nn.functional.softshrink(u, _kappa));
             }
-            if (count == 0) continue;
-            var chunkAdded = MakeChunk(state, perTask);
-            state.Chunks.Add(chunkAdded);
-            added.Add(chunkAdded.Values);
+            Evaluate(state);
         }
         return added;
     }
 
-    /// <summary>Writes each τ_i (all its chunks) back, hard-thresholded (|τ| ≤ λ₁ ⇒ 0) and sparse.</summary>
+    private long Reactivate(LayerState state, Tensor flatDrift)
+    {
+        double bound = _lambda1 + _kappa;
+        var perTask = new (Tensor Indices, Tensor Values)[_tasks.Length];
+        long count = 0;
+        for (int i = 0; i < _tasks.Length; i++)
+        {
+            var active = (flatDrift * state.Masks[i].repeat_interleave(state.Columns)).abs() > bound;
+            foreach (var support in state.Supports)
+                active.index_fill_(0, TaskEntries(support, support.Indices, i), false);
+            var indices = active.nonzero().reshape(-1);
+            perTask[i] = (indices, zeros(indices.shape[0], device: flatDrift.device));
+            count += indices.shape[0];
+        }
+        if (count > 0) AddSupport(state, perTask);
+        return count;
+    }
+
+    private static Tensor TaskEntries(Support support, Tensor values, int task)
+        => values.narrow(0, support.TaskOffsets[task], support.TaskOffsets[task + 1] - support.TaskOffsets[task]);
+
+    /// <summary>Every earlier τ_i of one layer as it is now, dense, stacked [T, ...] (caller's scope).</summary>
+    public Tensor Adaptive(int layer)
+    {
+        var state = _layers[layer];
+        var dense = zeros([_tasks.Length, state.SharedAtStart.numel()], device: state.SharedAtStart.device);
+        foreach (var support in state.Supports)
+            for (int i = 0; i < _tasks.Length; i++)
+                dense[i].index_copy_(0, TaskEntries(support, support.Indices, i), TaskEntries(support, support.Values, i));
+        return dense.reshape([_tasks.Length, .. state.SharedAtStart.shape]);
+    }
+
+    /// <summary>A last <see cref="Refresh"/> for the network's new σ, then each τ_i written back hard-thresholded
+    /// (|τ| ≤ λ₁ ⇒ 0) and sparse.</summary>
     public void Commit(ApdNetwork network)
     {
+        Refresh(network.Layers.Select(l => l.Shared).ToList());
         using var noGrad = no_grad();
         for (int l = 0; l < _layers.Count; l++)
         {
+            using var scope = NewDisposeScope();
             var layer = network.Layers[l];
+            var adaptive = Adaptive(l);
             for (int i = 0; i < _tasks.Length; i++)
-            {
-                using var scope = NewDisposeScope();
-                var dense = zeros(layer.WeightCount, device: layer.Shared.device);
-                foreach (var chunk in _layers[l].Chunks)
-                {
-                    long start = chunk.TaskOffsets[i], length = chunk.TaskOffsets[i + 1] - start;
-                    dense.index_copy_(0, chunk.Indices.narrow(0, start, length), chunk.Values.detach().narrow(0, start, length));
-                }
-                layer.Slots[_tasks[i]].ReplaceAdaptive(SparseAdaptive.FromDense(dense.reshape(layer.WeightShape), _lambda1));
-            }
+                layer.Slots[_tasks[i]].ReplaceAdaptive(SparseAdaptive.FromDense(adaptive[i], _lambda1));
         }
     }
 
-    /// <summary>Stored non-zeros of the earlier τ_i currently trained (all chunks), for tests and benchmarks.</summary>
-    public long TrainedElements => _layers.Sum(s => s.Chunks.Sum(c => c.Indices.shape[0]));
+    /// <summary>Elements of the earlier τ_i's supports (all tasks, all layers), for tests and benchmarks.</summary>
+    public long SupportElements => _layers.Sum(s => s.Supports.Sum(c => c.Indices.shape[0]));
 
     public void Dispose()
     {
-        foreach (var state in _layers)
-        {
-            state.SharedAtStart.Dispose();
-            state.MaskSquareSum.Dispose();
-            foreach (var m in state.Masks) m.Dispose();
-            foreach (var c in state.Chunks)
-            {
-                c.Indices.Dispose();
-                c.MaskAt.Dispose();
-                c.ValuesAtStart.Dispose();
-                c.Values.Dispose();
-            }
-        }
+        foreach (var state in _layers) state.Dispose();
     }
 }

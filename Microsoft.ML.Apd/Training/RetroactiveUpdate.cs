@@ -5,9 +5,11 @@ using Parameter = TorchSharp.Modules.Parameter;
 namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>
-/// The retroactive part of the APD objective while task t trains: earlier tasks' τ_i are trainable so that, as σ
-/// moves, each θ_i = σ ⊙ M_i + σ̃_{g(i)} + τ_i stays at its snapshot θ_i* taken when task t started:
-/// Σ_{i&lt;t} (λ₂ ‖θ_i − θ_i*‖² + λ₁ ‖τ_i‖₁).
+/// The retroactive part of the APD objective while task t trains: earlier tasks' τ_i follow σ so that, as σ moves,
+/// each θ_i = σ ⊙ M_i + σ̃_{g(i)} + τ_i stays at its snapshot θ_i* taken when task t started:
+/// Σ_{i&lt;t} (λ₂ ‖θ_i − θ_i*‖² + λ₁ ‖τ_i‖₁). <see cref="ExactRetroactiveUpdate"/> trains every τ_i densely with the
+/// optimizer (the authors' algorithm, O(T·P) per step); <see cref="FastRetroactiveUpdate"/> keeps each τ_i at its
+/// closed-form minimiser on its support (O(P) per step).
 /// </summary>
 internal interface IRetroactiveUpdate : IDisposable
 {
@@ -18,12 +20,12 @@ internal interface IRetroactiveUpdate : IDisposable
     /// caller's scope): the reference <see cref="AddGradients"/> is checked against.</summary>
     Tensor Penalty(IReadOnlyList<Tensor> shared);
 
-    /// <summary>Adds scale × the term's gradient to σ's (and to the earlier τ_i's) .grad and returns its value
-    /// (scalar, no autograd, caller's scope).</summary>
-    Tensor AddGradients(IReadOnlyList<Parameter> shared, double scale);
+    /// <summary>Adds scale × the term's gradient to σ's (and to the earlier τ_i's) .grad.</summary>
+    void AddGradients(IReadOnlyList<Parameter> shared, double scale);
 
-    /// <summary>Called after each epoch: new trainable parameters (if any) the optimizer must add.</summary>
-    IReadOnlyList<Parameter> Reactivate(IReadOnlyList<Tensor> shared);
+    /// <summary>Called after each epoch with the current σ: lets the strategy update what it keeps between steps.
+    /// Returns the number of earlier-τ elements that became active.</summary>
+    long Refresh(IReadOnlyList<Tensor> shared);
 
     /// <summary>Stores the trained τ_i back into the network, hard-thresholded (|τ| ≤ λ₁ ⇒ 0) and sparse.</summary>
     void Commit(ApdNetwork network);
@@ -83,20 +85,17 @@ internal sealed class ExactRetroactiveUpdate : IRetroactiveUpdate
 
     public IReadOnlyList<Parameter> Parameters => _adaptive;
 
-    /// <summary>Every τ_i is dense here: nothing to re-activate.</summary>
-    public IReadOnlyList<Parameter> Reactivate(IReadOnlyList<Tensor> shared) => [];
+    /// <summary>Every τ_i is dense and trained here: nothing to refresh.</summary>
+    public long Refresh(IReadOnlyList<Tensor> shared) => 0;
 
     /// <summary>θ_i for all earlier tasks at once: σ ⊙ M_i + (σ̃_{g(i)} + τ_i).</summary>
     private static Tensor Theta(Tensor shared, Tensor masks, Tensor? locallyShared, Tensor adaptive)
         => shared.unsqueeze(0) * masks + (locallyShared is null ? adaptive : locallyShared + adaptive);
 
     /// <summary>By autograd, over the stacked tensors: this is the reference.</summary>
-    public Tensor AddGradients(IReadOnlyList<Parameter> shared, double scale)
+    public void AddGradients(IReadOnlyList<Parameter> shared, double scale)
     {
-        if (_tasks.Length == 0) return zeros(1, device: shared[0].device).sum();
-        var penalty = Penalty(shared);
-        (penalty * scale).backward();
-        return penalty.detach();
+        if (_tasks.Length > 0) (Penalty(shared) * scale).backward();
     }
 
     public Tensor Penalty(IReadOnlyList<Tensor> shared)

@@ -86,9 +86,10 @@ internal sealed class TaskTrainingSession : IDisposable
 
     /// <summary>
     /// Sets every trainable parameter's gradient to GradientScale × ∇ of the APD objective on a batch (the authors
-    /// scale gradients by 10) and returns the objective's value (scalar, caller's scope). The task loss goes through
-    /// autograd, multiplied by the scale before backward so no extra pass scales its gradients; the sparsity and
-    /// weight-decay terms add their elementwise gradients in place; the retroactive term adds its own.
+    /// scale gradients by 10) and returns the task loss, the batch's cross-entropy (scalar, caller's scope). The task
+    /// loss goes through autograd, multiplied by the scale before backward so no extra pass scales its gradients; the
+    /// sparsity and weight-decay terms add their elementwise gradients in place and the retroactive term its own, so
+    /// none of them is evaluated: training needs their gradients only.
     /// </summary>
     public Tensor Backward(Tensor features, Tensor labels)
     {
@@ -97,18 +98,17 @@ internal sealed class TaskTrainingSession : IDisposable
         foreach (var p in TrainableParameters) p.grad?.zero_();
         var taskLoss = ApdObjective.TaskLoss(Logits(features), labels);
         (taskLoss * scale).backward();
-        var retroactive = Retroactive.AddGradients(Shared, scale);
+        Retroactive.AddGradients(Shared, scale);
         using var noGrad = no_grad();
-        var loss = taskLoss.detach() + retroactive
-            + ApdObjective.AddL1(Adaptive, h.SparsityStrength, scale)
-            + ApdObjective.AddSquaredL2(Adaptive.Concat(MaskLogits), h.WeightDecay, scale);
-        if (h.MaskSparsityStrength != 0) loss += ApdObjective.AddL1(MaskLogits, h.MaskSparsityStrength, scale);
-        if (_isFirstTask) loss += ApdObjective.AddSquaredL2(Shared, h.WeightDecay, scale);
-        return loss;
+        ApdObjective.AddL1Gradient(Adaptive, h.SparsityStrength, scale);
+        ApdObjective.AddSquaredL2Gradient(Adaptive.Concat(MaskLogits), h.WeightDecay, scale);
+        if (h.MaskSparsityStrength != 0) ApdObjective.AddL1Gradient(MaskLogits, h.MaskSparsityStrength, scale);
+        if (_isFirstTask) ApdObjective.AddSquaredL2Gradient(Shared, h.WeightDecay, scale);
+        return taskLoss.detach();
     }
 
-    /// <summary>One optimisation step on a batch: <see cref="Backward"/>, then the optimizer. Returns the objective's
-    /// value before the step (a scalar tensor in the caller's scope).</summary>
+    /// <summary>One optimisation step on a batch: <see cref="Backward"/>, then the optimizer. Returns the task loss
+    /// before the step (a scalar tensor in the caller's scope).</summary>
     public Tensor Step(optim.Optimizer optimizer, Tensor features, Tensor labels)
     {
         var loss = Backward(features, labels);
