@@ -46,15 +46,13 @@ internal static class ApdLearner
 
         network.InvalidateCache();
         using var session = new TaskTrainingSession(network, task, classCount, h, generator);
-        var parameters = session.TrainableParameters.ToList();
-        using var optimizer = optim.Adam(parameters, h.LearningRate);
+        using var optimizer = new FlatAdam(session.TrainableParameters.ToList(), h.LearningRate);
         int batches = (int)((count + h.BatchSize - 1) / h.BatchSize);
         var clock = Stopwatch.StartNew();
         for (int epoch = 0; epoch < h.NumberOfEpochs; epoch++)
         {
             // lr decayed ×LearningRateDecay per epoch.
-            double learningRate = h.LearningRate * Math.Pow(h.LearningRateDecay, epoch);
-            foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
+            optimizer.LearningRate = h.LearningRate * Math.Pow(h.LearningRateDecay, epoch);
             using var order = randperm(count, generator: generator, device: device);
             for (int batch = 0; batch < batches; batch++)
             {

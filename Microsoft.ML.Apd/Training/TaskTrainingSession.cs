@@ -109,10 +109,10 @@ internal sealed class TaskTrainingSession : IDisposable
 
     /// <summary>One optimisation step on a batch: <see cref="Backward"/>, then the optimizer. Returns the task loss
     /// before the step (a scalar tensor in the caller's scope).</summary>
-    public Tensor Step(optim.Optimizer optimizer, Tensor features, Tensor labels)
+    public Tensor Step(FlatAdam optimizer, Tensor features, Tensor labels)
     {
         var loss = Backward(features, labels);
-        optimizer.step();
+        optimizer.Step();
         return loss;
     }
 
