@@ -244,7 +244,7 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
             if (p.Batch >= p.NumberOfBatches && p.Epoch != _loggedEpoch)
             {
                 _loggedEpoch = p.Epoch;
-                _channel.Info($"APD: task '{p.Task}' epoch {p.Epoch}/{p.NumberOfEpochs}: loss {p.Loss:F4}, {p.Elapsed.TotalSeconds:F1} s.");
+                _channel.Info($"APD: task '{p.Task}' epoch {p.Epoch}/{p.NumberOfEpochs}: cross-entropy {p.Loss:F4} on the last batch, {p.Elapsed.TotalSeconds:F1} s.");
             }
         }
     }
