@@ -195,7 +195,7 @@ public sealed class SurfaceTests
             .Fit(ml.Data.LoadFromEnumerable(TinyData.Rows(0, "a", "b", n: 40).ToList()), "x");
         Assert.AreEqual(4, progress.Count); // 2 epochs × 2 batches
         Assert.AreEqual("x", progress[0].Task);
-        Assert.AreEqual(2, log.Count(m => m.Contains(": loss")));
+        Assert.AreEqual(2, log.Count(m => m.Contains(": cross-entropy")));
     }
 
     [TestMethod]

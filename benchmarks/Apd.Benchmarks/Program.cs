@@ -2,7 +2,7 @@ using Microsoft.ML.Apd.Benchmarks;
 using Microsoft.ML.Apd.Engine;
 using Microsoft.ML.Apd.Samples;
 
-// dotnet run -c Release --project benchmarks/Apd.Benchmarks -- <split|steps|api|all> [--data DIR] [--out DIR]
+// dotnet run -c Release --project benchmarks/Apd.Benchmarks -- <split|steps|profile|api|all> [--data DIR] [--out DIR]
 //   split: [--mode exact,fast] [--epochs 5]   steps: [--architectures mlp,conv] [--last-task 50]   api: [--tasks 50] [--api-epochs 5]
 string command = args.Length > 0 ? args[0] : "all";
 if (command == "chart")
@@ -23,6 +23,8 @@ Console.WriteLine($"data: {(dataDirectory ?? "shipped subset")}; {Environment.Pr
 if (command is "split" or "all")
     foreach (var mode in (Option("--mode") ?? "exact,fast").Split(','))
         SplitFashionMnist.Run(train, test, Enum.Parse<RetroactiveUpdateMode>(mode, ignoreCase: true), epochs, Console.Out);
+if (command is "profile")
+    StepProfile.Run(train, Console.Out);
 if (command is "steps" or "all")
     StepTimes.Run(train, Option("--architectures") ?? "mlp,conv", int.Parse(Option("--last-task") ?? "50"), Console.Out);
 if (command is "api" or "all")
