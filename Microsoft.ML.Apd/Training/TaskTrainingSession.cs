@@ -6,8 +6,9 @@ namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>
 /// The trainable state while task t is learned: σ of every layer, task t's v_t, τ_t, b_t and head, and (through
-/// <see cref="IRetroactiveUpdate"/>) every earlier τ_i. Earlier masks, biases and heads are not parameters at all,
-/// so they cannot move. <see cref="Commit"/> writes the result into the network.
+/// <see cref="IRetroactiveUpdate"/>) the earlier τ_i, trained with the others (Exact) or solved in closed form
+/// (Fast). Earlier masks, biases and heads are not parameters at all, so they cannot move. <see cref="Commit"/>
+/// writes the result into the network.
 /// </summary>
 internal sealed class TaskTrainingSession : IDisposable
 {

@@ -3,7 +3,7 @@ using Microsoft.ML.Apd.Engine;
 using Microsoft.ML.Apd.Samples;
 
 // dotnet run -c Release --project benchmarks/Apd.Benchmarks -- <split|steps|profile|api|all> [--data DIR] [--out DIR]
-//   split: [--mode exact,fast] [--epochs 5]   steps: [--architectures mlp,conv] [--last-task 50]   api: [--tasks 50] [--api-epochs 5]
+//   split: [--mode exact,fast] [--epochs 5]   steps: [--architectures mlp,conv] [--last-task 50]   api: [--tasks 50] [--api-epochs 5] [--api-images 12000]
 string command = args.Length > 0 ? args[0] : "all";
 if (command == "chart")
 {
@@ -29,8 +29,10 @@ if (command is "steps" or "all")
     StepTimes.Run(train, Option("--architectures") ?? "mlp,conv", int.Parse(Option("--last-task") ?? "50"), Console.Out);
 if (command is "api" or "all")
 {
-    // Each permuted task: the first 12,000 training images (the size of a Split task), so 50 tasks take minutes.
-    var taskData = new FashionMnistSet(train.Images.Take(12_000).ToArray(), train.Labels.Take(12_000).ToArray());
+    // Each permuted task: the first --api-images training images (default 12,000, the size of a Split task; 60000 for
+    // the whole training set per task, 5× longer).
+    int images = int.Parse(Option("--api-images") ?? "12000");
+    var taskData = new FashionMnistSet(train.Images.Take(images).ToArray(), train.Labels.Take(images).ToArray());
     PublicApi.Run(taskData, test, int.Parse(Option("--tasks") ?? "50"), int.Parse(Option("--api-epochs") ?? "5"), outDirectory, Console.Out);
 }
 return 0;
