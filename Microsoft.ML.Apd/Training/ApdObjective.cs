@@ -13,8 +13,9 @@ namespace Microsoft.ML.Apd.Engine;
 /// Every method returns a scalar tensor in the caller's dispose scope.
 /// <para>
 /// Training takes the gradient of the task loss by autograd and adds the gradients of the parameter-sized terms in
-/// place (<see cref="AddL1Gradient"/>, <see cref="AddSquaredL2Gradient"/>): their derivatives are one elementwise expression each, and
-/// building them into the autograd graph cost more than the network's own forward and backward pass at task 1.
+/// place (<see cref="AddL1Gradient"/>, <see cref="AddSquaredL2Gradient"/>): their derivatives are one elementwise
+/// expression each, and building them into the autograd graph cost ~0.5 ms per step at task 1, a third of the plain
+/// network's whole forward and backward pass.
 /// The differentiable forms (<see cref="AdaptiveSparsity"/>, <see cref="WeightDecay"/>…) stay as the reference the
 /// tests compare the in-place gradients with.
 /// </para>
