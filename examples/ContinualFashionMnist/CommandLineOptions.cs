@@ -21,6 +21,7 @@ public static class CommandLineOptions
           --epochs N --batch-size N --lr X --seed N --hidden 256,128
           --ewc-lambda X --ewc-samples N     EWC penalty strength (default 1000) and Fisher sample count (default 200)
           --apd-retroactive exact|fast       APD's retroactive update: the library's default (fast) or the dense exact reference
+          --apd-sparsity λ₁                  APD's SparsityStrength (default 4e-4): larger = sparser τ, smaller model
           --train-limit N --test-limit N     use at most N images per task (quick runs)
           --out DIR                          output directory (default ./apd-results)
         """;
@@ -58,6 +59,7 @@ public static class CommandLineOptions
             EwcLambda = Double("ewc-lambda") ?? defaults.EwcLambda,
             EwcFisherSamples = Int("ewc-samples") ?? defaults.EwcFisherSamples,
             ApdRetroactiveUpdate = Take("apd-retroactive") is { } r ? Enum.Parse<RetroactiveUpdateMode>(r, ignoreCase: true) : defaults.ApdRetroactiveUpdate,
+            ApdSparsityStrength = Double("apd-sparsity") ?? defaults.ApdSparsityStrength,
             DataDirectory = data switch { "subset" => null, "full" => FashionMnist.DebianDirectory, _ => data },
             TrainLimit = Int("train-limit"),
             TestLimit = Int("test-limit"),

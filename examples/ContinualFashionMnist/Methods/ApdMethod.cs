@@ -26,6 +26,7 @@ public sealed class ApdMethod : IContinualMethod
             LearningRate = settings.LearningRate,
             Seed = settings.Seed,
             RetroactiveUpdate = settings.ApdRetroactiveUpdate,
+            SparsityStrength = settings.ApdSparsityStrength,
             Progress = new ForwardingProgress(this),
         });
     }

@@ -26,6 +26,9 @@ public sealed record ExperimentSettings
     /// <summary>How APD computes its retroactive term: Exact (the authors' algorithm, cost grows with the tasks) or Fast.</summary>
     public RetroactiveUpdateMode ApdRetroactiveUpdate { get; init; } = new ApdTrainer.Options().RetroactiveUpdate;
 
+    /// <summary>APD's λ₁ (<see cref="ApdTrainer.Options.SparsityStrength"/>).</summary>
+    public double ApdSparsityStrength { get; init; } = new ApdTrainer.Options().SparsityStrength;
+
     /// <summary>Data directory with the full idx .gz files; null for the embedded subset.</summary>
     public string? DataDirectory { get; init; }
 
