@@ -52,6 +52,17 @@ public sealed class ContinualBenchmarkTests
     }
 
     [TestMethod]
+    public void ApdOptionsDefaultToTheLibrarysAndAreParsed()
+    {
+        var defaults = CommandLineOptions.Parse([]);
+        Assert.AreEqual(new ApdTrainer.Options().SparsityStrength, defaults.ApdSparsityStrength);
+        Assert.AreEqual(new ApdTrainer.Options().RetroactiveUpdate, defaults.ApdRetroactiveUpdate);
+        var settings = CommandLineOptions.Parse(["--apd-sparsity", "8e-4", "--apd-retroactive", "exact"]);
+        Assert.AreEqual(8e-4, settings.ApdSparsityStrength);
+        Assert.AreEqual(Microsoft.ML.Apd.Engine.RetroactiveUpdateMode.Exact, settings.ApdRetroactiveUpdate);
+    }
+
+    [TestMethod]
     public void RotatedTaskTurnsImages()
     {
         using var quarterTurn = new RotatedImagesTask(90).Materialize(s_data!.Test, limit: 1);
