@@ -59,7 +59,7 @@ public sealed class ContinualBenchmarkTests
         Assert.AreEqual(new ApdTrainer.Options().RetroactiveUpdate, defaults.ApdRetroactiveUpdate);
         var settings = CommandLineOptions.Parse(["--apd-sparsity", "8e-4", "--apd-retroactive", "exact"]);
         Assert.AreEqual(8e-4, settings.ApdSparsityStrength);
-        Assert.AreEqual(Microsoft.ML.Apd.Engine.RetroactiveUpdateMode.Exact, settings.ApdRetroactiveUpdate);
+        Assert.AreEqual(RetroactiveUpdateMode.Exact, settings.ApdRetroactiveUpdate);
     }
 
     [TestMethod]

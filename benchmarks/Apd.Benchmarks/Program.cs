@@ -1,3 +1,4 @@
+using Microsoft.ML.Apd;
 using Microsoft.ML.Apd.Benchmarks;
 using Microsoft.ML.Apd.Engine;
 using Microsoft.ML.Apd.Samples;

@@ -1,4 +1,3 @@
-using Microsoft.ML.Apd.Engine;
 using System.Globalization;
 
 namespace Microsoft.ML.Apd.Samples.Continual;

@@ -1,5 +1,4 @@
 using Microsoft.ML.Apd;
-using Microsoft.ML.Apd.Engine;
 
 namespace Microsoft.ML.Apd.Samples.Continual;
 
