@@ -46,7 +46,7 @@ for (int i = 0; i < 50; i++)
     if (i == 0) first = loss.item<float>();
     last = loss.item<float>();
 }
-Console.WriteLine($"loss {first:F4} -> {last:F4}; Microsoft.ML.Apd {typeof(Microsoft.ML.Apd.Engine.RetroactiveUpdateMode).Assembly.GetName().Version}");
+Console.WriteLine($"loss {first:F4} -> {last:F4}; Microsoft.ML.Apd {typeof(Microsoft.ML.Apd.ApdTrainer).Assembly.GetName().Version}");
 return last < first / 10 ? 0 : 1;
 CS
 (cd "$work/app" && dotnet run -c Release)
