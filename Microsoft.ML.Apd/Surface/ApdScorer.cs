@@ -8,9 +8,9 @@ namespace Microsoft.ML.Apd;
 internal readonly record struct ApdPrediction(object Label, float[] Scores, uint LabelKey);
 
 /// <summary>
-/// An <see cref="ApdTransformer"/> bound to one input schema: which input columns it reads, the output schema it
-/// produces (input columns, then PredictedLabel, Score and, for a single-task view, the label as a key), and the
-/// batched computation shared by <see cref="ApdScoredDataView"/> and <see cref="ApdRowMapper"/>.
+/// An <see cref="ApdTransformer"/> bound to one input schema: which input columns it reads, its <see cref="TaskRouting"/>,
+/// the output schema it produces (input columns, then PredictedLabel, Score and, with fixed routing, the label as a key),
+/// and the batched computation shared by <see cref="ApdScoredDataView"/> and <see cref="ApdRowMapper"/>.
 /// </summary>
 internal sealed class ApdScorer
 {
@@ -24,22 +24,12 @@ internal sealed class ApdScorer
         Model = model;
         InputSchema = inputSchema;
         _labelSets = model.LabelSets;
-        Features = TrainingDataReader.CheckFeatureColumn(inputSchema, model.FeatureColumnName,
+        Features = SchemaChecks.FeatureColumn(inputSchema, model.FeatureColumnName,
             model.Network.Architecture.InputSize, nameof(inputSchema));
-        TaskColumn = TrainingDataReader.CheckTaskIdColumn(inputSchema, model.TaskIdColumnName, nameof(inputSchema));
-        FixedTask = model.SelectedTask;
-        if (FixedTask is null && TaskColumn is null)
+        Routing = TaskRouting.Bind(model, inputSchema, nameof(inputSchema));
+        if (Routing.FixedTask is { } task)
         {
-            if (model.Tasks.Count != 1)
-                throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                    $"Could not find task id column '{model.TaskIdColumnName}': this model has {model.Tasks.Count} tasks ({string.Join(", ", model.Tasks)}), " +
-                    $"so each row needs its task's name in '{model.TaskIdColumnName}', or use {nameof(ApdTransformer)}.{nameof(ApdTransformer.ForTask)}(task) to predict one task.");
-            FixedTask = model.Tasks[0];
-        }
-        if (FixedTask is not null)
-        {
-            TaskColumn = null;
-            FixedLabels = _labelSets[FixedTask];
+            FixedLabels = _labelSets[task];
             var label = inputSchema.GetColumnOrNull(model.LabelColumnName);
             if (label is { } l && model.LabelType.Equals(LabelColumnType.TryCreate(l)))
                 Label = l;
@@ -51,12 +41,11 @@ internal sealed class ApdScorer
     public DataViewSchema InputSchema { get; }
     public DataViewSchema OutputSchema { get; }
     public DataViewSchema.Column Features { get; }
-    /// <summary>The task id column, when rows are routed by it (null for a single-task view).</summary>
-    public DataViewSchema.Column? TaskColumn { get; }
-    /// <summary>The one task every row goes to, or null when rows are routed by <see cref="TaskColumn"/>.</summary>
-    public string? FixedTask { get; }
+    /// <summary>Which task scores each row.</summary>
+    public TaskRouting Routing { get; }
+    /// <summary>The label set of the one task every row goes to (fixed routing only).</summary>
     public TaskLabelSet? FixedLabels { get; }
-    /// <summary>The input label column, re-exposed as a key of the task's classes (single-task views only).</summary>
+    /// <summary>The input label column, re-exposed as a key of the task's classes (fixed routing only).</summary>
     public DataViewSchema.Column? Label { get; }
 
     public int PredictedLabelIndex => InputSchema.Count;
@@ -68,7 +57,7 @@ internal sealed class ApdScorer
     public IEnumerable<DataViewSchema.Column> ComputedDependencies(bool labelKeyActive)
     {
         yield return Features;
-        if (TaskColumn is { } t) yield return t;
+        foreach (var column in Routing.Dependencies) yield return column;
         if (labelKeyActive && Label is { } l) yield return l;
     }
 
@@ -208,21 +197,15 @@ internal sealed class ApdScorer
     /// <summary>Reads features, task and label of the current row of one input row or cursor.</summary>
     internal sealed class RowReader
     {
-        private readonly ApdScorer _scorer;
         private readonly ValueGetter<VBuffer<float>> _features;
-        private readonly ValueGetter<ReadOnlyMemory<char>>? _task;
+        private readonly TaskRouting.Reader _task;
         private readonly Func<object?>? _label;
-        private readonly DataViewRow _row;
         private VBuffer<float> _buffer;
-        private ReadOnlyMemory<char> _taskText;
-        private string? _lastTask;
 
         public RowReader(ApdScorer scorer, DataViewRow row, bool labelKeyActive)
         {
-            _scorer = scorer;
-            _row = row;
             _features = row.GetGetter<VBuffer<float>>(scorer.Features);
-            if (scorer.TaskColumn is { } t) _task = row.GetGetter<ReadOnlyMemory<char>>(t);
+            _task = scorer.Routing.CreateReader(row);
             if (labelKeyActive && scorer.Label is { } l) _label = scorer.Model.LabelType.CreateReader(row, l);
         }
 
@@ -231,19 +214,7 @@ internal sealed class ApdScorer
         {
             _features(ref _buffer);
             _buffer.CopyTo(destination);
-            return (ReadTask(), _label?.Invoke());
-        }
-
-        private string ReadTask()
-        {
-            if (_task is null) return _scorer.FixedTask!;
-            _task(ref _taskText);
-            if (_lastTask is not null && _taskText.Span.SequenceEqual(_lastTask)) return _lastTask;
-            string task = _taskText.ToString();
-            if (!_scorer._labelSets.ContainsKey(task))
-                throw new InvalidOperationException(
-                    $"Row {_row.Position}: task id '{task}' in column '{_scorer.TaskColumn!.Value.Name}' is not a task of this model; its tasks are: {string.Join(", ", _scorer.Model.Tasks.Select(x => "'" + x + "'"))}.");
-            return _lastTask = task;
+            return (_task.Read(), _label?.Invoke());
         }
     }
 }

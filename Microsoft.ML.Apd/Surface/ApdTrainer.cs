@@ -149,13 +149,13 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
             // Schema first, before reading or training anything.
             var schema = data.Schema;
             var previousNetwork = previous?.Network;
-            var features = TrainingDataReader.CheckFeatureColumn(schema, o.FeatureColumnName,
+            var features = SchemaChecks.FeatureColumn(schema, o.FeatureColumnName,
                 previousNetwork?.Architecture.InputSize, nameof(data));
             int inputSize = ((VectorDataViewType)features.Type).Size;
             var architecture = previousNetwork?.Architecture ?? o.ToArchitecture(inputSize);
-            TrainingDataReader.CheckImageLayout(features, architecture.Image, nameof(data));
-            var (label, labelType) = TrainingDataReader.CheckLabelColumn(schema, o.LabelColumnName, previous?.LabelType, nameof(data));
-            var taskColumn = taskId is null ? TrainingDataReader.CheckTaskIdColumn(schema, o.TaskIdColumnName, nameof(data)) : null;
+            SchemaChecks.ImageLayout(features, architecture.Image, nameof(data));
+            var (label, labelType) = SchemaChecks.LabelColumn(schema, o.LabelColumnName, previous?.LabelType, nameof(data));
+            var taskColumn = taskId is null ? SchemaChecks.TaskIdColumn(schema, o.TaskIdColumnName, nameof(data)) : null;
             if (taskId is not null) RejectExisting(previous, taskId);
 
             var tasks = TrainingDataReader.Read(data, features, label, labelType, taskColumn, taskId, o.TaskId, _env, ch, cancellation);
@@ -258,23 +258,13 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = _options;
-        if (!inputSchema.TryFindColumn(o.FeatureColumnName, out var features))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find feature column '{o.FeatureColumnName}'.");
-        if (features.Kind != SchemaShape.Column.VectorKind.Vector || features.ItemType != NumberDataViewType.Single || features.IsKey)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Schema mismatch for feature column '{o.FeatureColumnName}': expected known-size vector of Single, got {features.GetTypeString()}.");
-        if (!inputSchema.TryFindColumn(o.LabelColumnName, out var label))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find label column '{o.LabelColumnName}'.");
-        bool labelOk = label.Kind == SchemaShape.Column.VectorKind.Scalar
-            && (label.IsKey || label.ItemType is TextDataViewType || label.ItemType is BooleanDataViewType || label.ItemType is NumberDataViewType);
-        if (!labelOk)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Schema mismatch for label column '{o.LabelColumnName}': expected {LabelColumnType.Expected}, got {label.GetTypeString()}.");
-        bool routed = inputSchema.TryFindColumn(o.TaskIdColumnName, out var taskColumn);
-        if (routed && (taskColumn.Kind != SchemaShape.Column.VectorKind.Scalar || taskColumn.ItemType is not TextDataViewType))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Schema mismatch for task id column '{o.TaskIdColumnName}': expected String (text), got {taskColumn.GetTypeString()}.");
-        bool mixed = routed || LastModel is not null;
+        SchemaChecks.FeatureColumn(inputSchema, o.FeatureColumnName, nameof(inputSchema));
+        var label = SchemaChecks.LabelColumn(inputSchema, o.LabelColumnName, nameof(inputSchema));
+        // The model Fit returns: the previous model's tasks plus at least one new task.
+        var routing = TaskRouting.KindOf(selectedTask: null,
+            SchemaChecks.HasTaskIdColumn(inputSchema, o.TaskIdColumnName, nameof(inputSchema)),
+            taskCount: (LastModel?.Tasks.Count ?? 0) + 1);
+        bool mixed = routing != TaskRoutingKind.Fixed;
 
         var text = TextDataViewType.Instance;
         var scoreKinds = new[]

@@ -8,60 +8,11 @@ namespace Microsoft.ML.Apd;
 internal sealed record TaskRows(string Task, List<float[]> Features, List<object> Labels);
 
 /// <summary>
-/// Checks the training schema up front (errors name the column and what was expected, as ML.NET trainers do) and reads
-/// an <see cref="IDataView"/> into per-task rows, tasks in order of first appearance.
+/// Reads an <see cref="IDataView"/> whose columns <see cref="SchemaChecks"/> accepted into per-task rows, tasks in order
+/// of first appearance.
 /// </summary>
 internal static class TrainingDataReader
 {
-    /// <summary>The feature column: a known-size vector of Single (of <paramref name="expectedSize"/> when given).</summary>
-    public static DataViewSchema.Column CheckFeatureColumn(DataViewSchema schema, string name, int? expectedSize, string paramName)
-    {
-        var column = schema.GetColumnOrNull(name)
-            ?? throw new ArgumentOutOfRangeException(paramName, $"Could not find feature column '{name}'.");
-        if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType n, IsKnownSize: true } vector || n != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(paramName,
-                $"Schema mismatch for feature column '{name}': expected known-size vector of Single, got {column.Type}.");
-        if (expectedSize is int size && vector.Size != size)
-            throw new ArgumentOutOfRangeException(paramName,
-                $"Schema mismatch for feature column '{name}': expected vector of {size} Single values, got {column.Type}.");
-        return column;
-    }
-
-    /// <summary>The task id column if present; it must be text.</summary>
-    public static DataViewSchema.Column? CheckTaskIdColumn(DataViewSchema schema, string name, string paramName)
-    {
-        var column = schema.GetColumnOrNull(name);
-        if (column is { } c && c.Type is not TextDataViewType)
-            throw new ArgumentOutOfRangeException(paramName,
-                $"Schema mismatch for task id column '{name}': expected String (text), got {c.Type}.");
-        return column;
-    }
-
-    /// <summary>The label column and its type; for continued training it must be the model's label type.</summary>
-    public static (DataViewSchema.Column Column, LabelColumnType Type) CheckLabelColumn(DataViewSchema schema, string name,
-        LabelColumnType? expected, string paramName)
-    {
-        var column = schema.GetColumnOrNull(name)
-            ?? throw new ArgumentOutOfRangeException(paramName, $"Could not find label column '{name}'.");
-        var type = LabelColumnType.TryCreate(column)
-            ?? throw new ArgumentOutOfRangeException(paramName,
-                $"Schema mismatch for label column '{name}': expected {LabelColumnType.Expected}, got {column.Type}.");
-        if (expected is not null && !expected.Equals(type))
-            throw new ArgumentOutOfRangeException(paramName,
-                $"Schema mismatch for label column '{name}': the model's earlier tasks were trained on labels of type {expected}, got {column.Type}. All tasks of one model share the label type.");
-        return (column, type);
-    }
-
-    /// <summary>Feature size the architecture implies, checked against the image layout for convolutions.</summary>
-    public static void CheckImageLayout(DataViewSchema.Column features, ImageLayout? image, string paramName)
-    {
-        if (image is null) return;
-        int size = ((VectorDataViewType)features.Type).Size;
-        if (size != image.Size)
-            throw new ArgumentOutOfRangeException(paramName,
-                $"Schema mismatch for feature column '{features.Name}': ImageShape ({image.Channels}, {image.Height}, {image.Width}) needs {image.Size} values, the column has {size}.");
-    }
-
     /// <summary>
     /// Reads all rows. <paramref name="taskId"/> non-null: every row belongs to that task. Otherwise the task id
     /// column's values (tasks in order of first appearance), or <paramref name="defaultTask"/> without that column.
