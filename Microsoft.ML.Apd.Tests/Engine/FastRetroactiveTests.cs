@@ -61,6 +61,7 @@ public sealed class FastRetroactiveTests
     /// 5) trained with each mode: they end within 0.3 points of average accuracy and 0.05× of capacity of each other.
     /// </summary>
     [TestMethod]
+    [TestCategory("Long")] // minutes: ten full-data trainings; `dotnet test --filter TestCategory=Long`
     public void FastMatchesExactOnSplitFashionMnist()
     {
         if (!Directory.Exists(FashionMnist.DebianDirectory))

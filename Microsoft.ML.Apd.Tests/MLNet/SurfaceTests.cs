@@ -39,6 +39,14 @@ public sealed class SurfaceTests
     }
 
     [TestMethod]
+    public void StatisticsPrintCapacityAsMultipleOfOneNetwork()
+    {
+        var stats = _model.GetStatistics();
+        string expected = stats.Capacity.ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×";
+        StringAssert.StartsWith(stats.ToString(), $"2 tasks, capacity {expected} (");
+    }
+
+    [TestMethod]
     public void ForTaskOutputEvaluatesLikeAnyMulticlassTrainer()
     {
         var data = _ml.Data.LoadFromEnumerable(TinyData.Rows(1, "c", "d", seed: 7).ToList());

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.ML.Apd.Engine;
 
 namespace Microsoft.ML.Apd;
@@ -44,7 +45,7 @@ public sealed class ApdModelStatistics
     /// <summary>Groups of tasks that share locally shared parameters after hierarchical knowledge consolidation.</summary>
     public IReadOnlyList<IReadOnlyList<string>> ClusterGroups { get; }
 
-    /// <inheritdoc />
-    public override string ToString() =>
-        $"{Tasks.Count} tasks, capacity {Capacity:P1} ({StoredParameters:N0} stored / {BaseNetworkParameters:N0} base parameters)";
+    /// <summary>E.g. "3 tasks, capacity 1.15× (245,331 stored / 213,546 base parameters)".</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"{Tasks.Count} tasks, capacity {Capacity:F2}× ({StoredParameters:N0} stored / {BaseNetworkParameters:N0} base parameters)");
 }
