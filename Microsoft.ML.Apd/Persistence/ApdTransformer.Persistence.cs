@@ -40,8 +40,15 @@ public sealed partial class ApdTransformer
         });
     }
 
-    // Called by ML.NET through reflection (SignatureLoadModel).
+    // Called by ML.NET through reflection (SignatureLoadModel). The check runs before Load is compiled.
     private static ApdTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
+    {
+        MLNetInternal.EnsureAvailable();
+        TorchSharpLoader.Report(env);
+        return Load(env, ctx);
+    }
+
+    private static ApdTransformer Load(IHostEnvironment env, ModelLoadContext ctx)
     {
         ctx.CheckAtModel(GetVersionInfo());
         byte[]? payload = null;

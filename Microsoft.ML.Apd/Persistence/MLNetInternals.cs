@@ -26,10 +26,17 @@
 // What breaks if ML.NET changes: a rename or signature change of any internal member we call (ModelSaveContext
 // .Writer/.SetVersionInfo/.SaveBinaryStream, ModelLoadContext.CheckAtModel/.Reader/.TryLoadBinaryStream,
 // VersionInfo's constructor, LoadableClassAttribute, SignatureLoadModel, IInternalCatalog, IHostEnvironmentInternal,
-// ICancelable, SchemaShape.Column's constructor) fails at compile time against the new
-// Microsoft.ML.Core, or with MissingMethodException at run time if an application upgrades ML.NET past the
-// version we built against. The package therefore depends on Microsoft.ML 5.0.x; test Persistence on every upgrade.
+// ICancelable, SchemaShape.Column's constructor) fails at compile time against the new Microsoft.ML.Core. At run
+// time, an application may bring a newer ML.NET than we built against (the package asks for Microsoft.ML >= 5.0.1;
+// CI builds and tests against 5.0.1 and 6.0.0): the first use (creating a trainer, loading a model) runs
+// MLNetInternal.EnsureAvailable, which resolves every ML.NET type and member this assembly references and throws one
+// NotSupportedException naming the ML.NET version and the first missing member, instead of a MissingMethodException
+// deep inside.
 // ─────────────────────────────────────────────────────────────────────────────────────────────────────────────
+using System.Reflection;
+using System.Reflection.Metadata;
+using System.Reflection.Metadata.Ecma335;
+using System.Reflection.PortableExecutable;
 using System.Runtime.CompilerServices;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -43,6 +50,74 @@ namespace Microsoft.ML.Apd.Persistence
     /// <summary>The only calls into ML.NET internals outside ICanSaveModel/loader code (see the file comment).</summary>
     internal static class MLNetInternal
     {
+        private static readonly Lazy<string?> _missing = new(() => FindMissingMember(typeof(MLNetInternal).Assembly));
+
+        /// <summary>
+        /// Throws <see cref="NotSupportedException"/> naming the ML.NET version and the member when the running ML.NET
+        /// lacks a type or member this assembly references (checked once per process). Call it before any method that
+        /// touches ML.NET internals runs: a missing member fails the JIT of the method that references it.
+        /// </summary>
+        public static void EnsureAvailable()
+        {
+            if (_missing.Value is { } member) throw new NotSupportedException(MissingMemberMessage(member));
+        }
+
+        internal static string MissingMemberMessage(string member) =>
+                    $"Microsoft.ML.Apd {Version(typeof(MLNetInternal).Assembly)} cannot run with Microsoft.ML {Version(typeof(MLContext).Assembly)}: " +
+                    $"it uses ML.NET's {member}, which this ML.NET does not have. Microsoft.ML.Apd reaches into ML.NET internals to save, " +
+                    "load and train like ML.NET's own trainers, and is tested with Microsoft.ML 5.0.1 and 6.0.0; use one of those, " +
+                    "or a Microsoft.ML.Apd release made for this ML.NET.";
+
+        /// <summary>The first ML.NET type or member <paramref name="assembly"/> references that does not resolve, or null.</summary>
+        internal static string? FindMissingMember(Assembly assembly)
+        {
+            if (string.IsNullOrEmpty(assembly.Location)) return null; // single-file app: no metadata file to read
+            using var pe = new PEReader(File.OpenRead(assembly.Location));
+            return FindMissingMember(assembly.ManifestModule, pe.GetMetadataReader());
+        }
+
+        /// <summary>The first ML.NET type or member referenced in <paramref name="reader"/>'s metadata that <paramref name="module"/> cannot resolve.</summary>
+        internal static string? FindMissingMember(Module module, MetadataReader reader)
+        {
+            foreach (var type in reader.TypeReferences.Where(t => IsMLNet(reader, t)))
+            {
+                try { module.ResolveType(MetadataTokens.GetToken(type)); }
+                catch (Exception e) when (e is TypeLoadException or FileNotFoundException or FileLoadException) { return TypeName(reader, type); }
+            }
+            foreach (var handle in reader.MemberReferences)
+            {
+                var member = reader.GetMemberReference(handle);
+                if (member.Parent.Kind != HandleKind.TypeReference || !IsMLNet(reader, (TypeReferenceHandle)member.Parent)) continue;
+                try { module.ResolveMember(MetadataTokens.GetToken(handle)); }
+                catch (Exception e) when (e is MissingMemberException or TypeLoadException or BadImageFormatException)
+                {
+                    return $"{TypeName(reader, (TypeReferenceHandle)member.Parent)}.{reader.GetString(member.Name)}";
+                }
+            }
+            return null;
+        }
+
+        private static bool IsMLNet(MetadataReader reader, TypeReferenceHandle type)
+        {
+            var scope = reader.GetTypeReference(type).ResolutionScope;
+            while (scope.Kind == HandleKind.TypeReference) scope = reader.GetTypeReference((TypeReferenceHandle)scope).ResolutionScope;
+            return scope.Kind == HandleKind.AssemblyReference
+                && reader.GetString(reader.GetAssemblyReference((AssemblyReferenceHandle)scope).Name).StartsWith("Microsoft.ML", StringComparison.Ordinal);
+        }
+
+        private static string TypeName(MetadataReader reader, TypeReferenceHandle handle)
+        {
+            var type = reader.GetTypeReference(handle);
+            string prefix = type.ResolutionScope.Kind == HandleKind.TypeReference
+                ? TypeName(reader, (TypeReferenceHandle)type.ResolutionScope) + "+"
+                : reader.GetString(type.Namespace) + ".";
+            return prefix + reader.GetString(type.Name);
+        }
+
+        private static string Version(Assembly assembly)
+            => assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
+               ?? assembly.GetName().Version?.ToString() ?? "?";
+
         /// <summary>The MLContext's environment behind <c>ml.MulticlassClassification.Trainers</c>.</summary>
         public static IHostEnvironment GetEnvironment(MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog)
             => ((IInternalCatalog)catalog).Environment;

@@ -16,7 +16,10 @@ public static class ApdCatalog
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(options);
-        return new ApdTrainer(MLNetInternal.GetEnvironment(catalog), options);
+        MLNetInternal.EnsureAvailable();
+        var env = MLNetInternal.GetEnvironment(catalog);
+        TorchSharpLoader.Report(env);
+        return new ApdTrainer(env, options);
     }
 
     /// <summary>Creates an <see cref="ApdTrainer"/> with the most used options; the others keep their defaults.</summary>

@@ -23,6 +23,8 @@ public static class CommandLineOptions
           --apd-sparsity λ₁                  APD's SparsityStrength (default 4e-4): larger = sparser τ, smaller model
           --train-limit N --test-limit N     use at most N images per task (quick runs)
           --out DIR                          output directory (default ./apd-results)
+
+        Redraw the charts of an earlier run (no training): dotnet run --project examples/ContinualFashionMnist -- charts RESULTS.json DIR
         """;
 
     public static ExperimentSettings Parse(IReadOnlyList<string> args)

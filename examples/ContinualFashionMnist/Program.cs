@@ -3,6 +3,15 @@ using Microsoft.ML.Apd.Samples.Continual;
 using Spectre.Console;
 
 // Continual learning on Fashion-MNIST: APD (through ML.NET) next to fine-tuning, single-task networks and EWC.
+if (args is ["charts", var resultsFile, var chartsDirectory])
+{
+    var saved = ExperimentResults.Load(resultsFile);
+    Directory.CreateDirectory(chartsDirectory);
+    Charts.SaveAll(saved.Runs.Where(r => r.Order == saved.Runs[0].Order).ToArray(), chartsDirectory);
+    Console.WriteLine($"Charts of {resultsFile} in {Path.GetFullPath(chartsDirectory)}.");
+    return 0;
+}
+
 ExperimentSettings settings;
 try
 {

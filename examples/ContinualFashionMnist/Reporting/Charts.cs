@@ -8,15 +8,16 @@ public static class Charts
 {
     private const int PanelSize = 420;
     private static readonly MarkerShape[] MarkerShapes = [MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond];
+    private static readonly LinePattern[] LinePatterns = [LinePattern.Solid, LinePattern.Dashed, LinePattern.Dotted, LinePattern.DenselyDashed];
 
     public static void SaveAll(IReadOnlyList<MethodRun> runs, string directory)
     {
         SaveAccuracyMatrices(runs, Path.Combine(directory, "accuracy-matrix.png"));
         SaveCurve(runs, r => r.Capacity, "Capacity vs tasks learned", "capacity (× one base network)", Path.Combine(directory, "capacity.png"),
-            legend: Alignment.UpperLeft);
+            legend: Alignment.UpperLeft, fitToData: false);
         SaveCurve(runs, r => r.Accuracy.Select((_, i) => 100 * ContinualMetrics.AverageAccuracy(r.Accuracy, i)).ToArray(),
             "Average accuracy over the tasks learned so far", "average accuracy (%)", Path.Combine(directory, "average-accuracy.png"),
-            legend: Alignment.LowerLeft, yMax: 100);
+            legend: Alignment.LowerLeft, fitToData: true, yCeiling: 100);
     }
 
     /// <summary>One heat map per method: row i = after training task i, column j = accuracy on task j.</summary>
@@ -61,27 +62,45 @@ public static class Charts
         plot.Axes.SetLimits(-0.5, tasks - 0.5, -0.5, tasks - 0.5);
     }
 
+    /// <summary>
+    /// One line per method. No line hides another: each method has its own marker shape and line pattern, lines drawn
+    /// first are wider, and each method's points sit slightly apart on the x axis (methods with equal values, e.g.
+    /// fine-tune and EWC at capacity 1, stay visible side by side). <paramref name="fitToData"/> fits the y axis to the
+    /// values (stated in the axis label) instead of starting it at 0.
+    /// </summary>
     private static void SaveCurve(IReadOnlyList<MethodRun> runs, Func<MethodRun, IReadOnlyList<double>> values, string title, string yLabel, string path,
-        Alignment legend, double? yMax = null)
+        Alignment legend, bool fitToData, double yCeiling = double.PositiveInfinity)
     {
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
+        const double Spread = 0.24; // tasks: the x distance between the first and the last method's points
         for (int m = 0; m < runs.Count; m++)
         {
             var ys = values(runs[m]).ToArray();
-            var line = plot.Add.Scatter(Enumerable.Range(1, ys.Length).Select(x => (double)x).ToArray(), ys, palette.GetColor(m));
+            double offset = runs.Count == 1 ? 0 : Spread * (m / (double)(runs.Count - 1) - 0.5);
+            var line = plot.Add.Scatter(Enumerable.Range(1, ys.Length).Select(x => x + offset).ToArray(), ys, palette.GetColor(m));
             line.LegendText = runs[m].Method;
-            line.LineWidth = 2;
-            line.MarkerSize = ys.Length <= 20 ? 8 : 0;
-            // Methods with equal values (fine-tune and EWC both stay at capacity 1) must stay distinguishable.
+            line.LineWidth = 2 + 1.5f * (runs.Count - 1 - m);
+            line.MarkerSize = ys.Length <= 20 ? 9 : 4;
             line.MarkerShape = MarkerShapes[m % MarkerShapes.Length];
-            line.LinePattern = m % 2 == 0 ? LinePattern.Solid : LinePattern.Dashed;
+            line.LinePattern = LinePatterns[m % LinePatterns.Length];
         }
         plot.Title(title);
         plot.XLabel("tasks learned");
-        plot.YLabel(yLabel);
+        var all = runs.SelectMany(r => values(r)).ToArray();
+        if (fitToData)
+        {
+            double pad = Math.Max(0.5, 0.08 * (all.Max() - all.Min()));
+            double low = Math.Floor(all.Min() - pad), high = Math.Min(yCeiling, Math.Ceiling(all.Max() + pad));
+            plot.Axes.SetLimitsY(low, high);
+            plot.YLabel(string.Create(CultureInfo.InvariantCulture, $"{yLabel}, axis {low:0.#}–{high:0.#}"));
+        }
+        else
+        {
+            plot.Axes.SetLimitsY(0, all.Max() * 1.12);
+            plot.YLabel(yLabel);
+        }
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
-        plot.Axes.SetLimitsY(0, yMax ?? runs.Max(r => values(r).Max()) * 1.12);
         plot.ShowLegend(legend);
         plot.SavePng(path, 640, 420);
     }

@@ -15,6 +15,9 @@ public sealed record ExperimentResults(ExperimentSettings Settings, string DataS
     };
 
     public void Save(string path) => File.WriteAllText(path, JsonSerializer.Serialize(this, Json));
+
+    public static ExperimentResults Load(string path) => JsonSerializer.Deserialize<ExperimentResults>(File.ReadAllText(path), Json)
+        ?? throw new FormatException($"{path} holds no results.");
 }
 
 public sealed record MachineDescription(string OperatingSystem, int ProcessorCount, string Runtime, DateTimeOffset Date)
