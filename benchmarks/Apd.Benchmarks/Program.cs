@@ -16,6 +16,7 @@ string? dataDirectory = Option("--data") ?? (Directory.Exists(FashionMnist.Debia
 string outDirectory = Option("--out") ?? "benchmark-results";
 int epochs = int.Parse(Option("--epochs") ?? "5");
 Directory.CreateDirectory(outDirectory);
+TorchSharpLoader.EnsureLoadable(); // before the first TorchSharp call (README, "Older Linux distributions")
 TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
 
 var (train, test) = dataDirectory is null ? FashionMnist.LoadSubset() : (FashionMnist.Load(dataDirectory, true), FashionMnist.Load(dataDirectory, false));

@@ -1,3 +1,4 @@
+using Microsoft.ML.Apd;
 using Microsoft.ML.Apd.Samples;
 using Microsoft.ML.Apd.Samples.Continual;
 using Spectre.Console;
@@ -29,6 +30,7 @@ catch (Exception e) when (e is ArgumentException or FormatException)
     return 2;
 }
 
+TorchSharpLoader.EnsureLoadable(); // the baselines call TorchSharp before any Microsoft.ML.Apd type (README, "Older Linux distributions")
 using var data = settings.DataDirectory is null ? FashionMnistTensors.FromSubset() : FashionMnistTensors.FromDirectory(settings.DataDirectory);
 AnsiConsole.MarkupLine($"Data: [bold]{Markup.Escape(data.Source)}[/]");
 if (settings.DataDirectory is null && Directory.Exists(FashionMnist.DebianDirectory))
