@@ -70,6 +70,97 @@ public sealed class LoaderFuzzTests
         Assert.IsTrue(outcomes.Keys.Any(k => k.StartsWith("payload → load:", StringComparison.Ordinal)), "some re-signed payloads should be rejected by our parser");
     }
 
+    /// <summary>
+    /// Size forging: every count, length and size field of a valid payload (found by reading it with a reader that
+    /// records where each integer lies) is overwritten with values that declare more than the file holds, negative or
+    /// boundary values, and the payload re-signed. Each file loads and predicts or fails with our
+    /// <see cref="InvalidDataException"/>, and no load allocates more than a few MB, whatever the file declares.
+    /// </summary>
+    [TestMethod]
+    public void ForgedCountsAndLengthsFailCleanlyWithBoundedMemory()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ReliabilityData.Task(ml, 0, n: 40);
+        byte[] zip;
+        using (var model = ml.MulticlassClassification.Trainers.Apd(ReliabilityData.Options()).Fit(data, "t0"))
+            zip = ReliabilityData.Save(ml, model, data.Schema);
+        byte[] payload = ApdModelFormat.Read(new MemoryStream(ReliabilityData.ReadEntry(zip)));
+        var recorder = new FieldRecorder(new MemoryStream(payload));
+        ApdTransformer.Deserialize(ml, recorder).Dispose();
+        TestContext.WriteLine($"{recorder.Fields.Count} integer fields and string lengths in a {payload.Length}-byte payload");
+
+        long[] forged32 = { -1, 0, 1, 1 << 16, (1 << 20) + 1, 1 << 28, (1 << 28) + 1, 536_870_904, int.MaxValue };
+        long[] forged64 = { -1, 0, 1 << 28, 536_870_904, 1L << 40, long.MaxValue };
+        int tried = 0, loaded = 0;
+        long maxAllocated = 0;
+        var outcomes = new Dictionary<string, int>();
+        foreach (var (position, width) in recorder.Fields)
+        {
+            var variants = new List<byte[]>();
+            if (width == 0)
+            {
+                variants.Add(Patched(payload, position, [0x7F]));                          // a longer string
+                variants.Add(Inserted(payload, position, [0xFF, 0xFF, 0xFF, 0xFF, 0x07])); // int.MaxValue chars
+            }
+            else
+            {
+                long original = width == 4 ? BitConverter.ToInt32(payload, (int)position) : BitConverter.ToInt64(payload, (int)position);
+                foreach (long value in (width == 4 ? forged32 : forged64).Concat(new[] { original * 2, original + 1, original - 1 }).Distinct())
+                    if (value != original)
+                        variants.Add(Patched(payload, position, width == 4 ? BitConverter.GetBytes((int)value) : BitConverter.GetBytes(value)));
+            }
+            foreach (var variant in variants)
+            {
+                tried++;
+                using var signed = new MemoryStream();
+                ApdModelFormat.Write(signed, variant);
+                byte[] file = ReliabilityData.ReplaceEntry(zip, signed.ToArray());
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                string outcome;
+                try
+                {
+                    var model = ml.Model.Load(new MemoryStream(file), out _);
+                    try { outcome = "loaded: " + Predict(model, data, null); loaded++; }
+                    finally { (model as IDisposable)?.Dispose(); }
+                }
+                catch (Exception e)
+                {
+                    outcome = "load: " + (e.InnerException ?? e).GetType().Name;
+                    Assert.IsTrue(IsDocumentedLoadFailure(e), $"field at {position} (width {width}): undocumented exception {e}");
+                }
+                long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                maxAllocated = Math.Max(maxAllocated, allocated);
+                Assert.IsTrue(allocated < 16 << 20, $"field at {position} (width {width}): loading allocated {allocated:N0} bytes");
+                outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+            }
+        }
+        foreach (var (k, v) in outcomes.OrderBy(p => p.Key)) TestContext.WriteLine($"{v,5}  {k}");
+        TestContext.WriteLine($"{tried} forged files; at most {maxAllocated:N0} bytes allocated by one load");
+        Assert.IsTrue(recorder.Fields.Count >= 40, "the recorder found the payload's fields");
+        Assert.IsTrue(tried >= 300);
+    }
+
+    private static byte[] Patched(byte[] payload, long position, byte[] value)
+    {
+        var copy = (byte[])payload.Clone();
+        value.CopyTo(copy, position);
+        return copy;
+    }
+
+    private static byte[] Inserted(byte[] payload, long position, byte[] value) =>
+        [.. payload.AsSpan(0, (int)position), .. value, .. payload.AsSpan((int)position + 1)];
+
+    /// <summary>Records the position and width of every integer the loader reads (width 0: a string's length prefix).</summary>
+    private sealed class FieldRecorder(Stream stream) : BinaryReader(stream, System.Text.Encoding.UTF8)
+    {
+        public List<(long Position, int Width)> Fields { get; } = new();
+        public override int ReadInt32() { Fields.Add((BaseStream.Position, 4)); return base.ReadInt32(); }
+        public override uint ReadUInt32() { Fields.Add((BaseStream.Position, 4)); return base.ReadUInt32(); }
+        public override long ReadInt64() { Fields.Add((BaseStream.Position, 8)); return base.ReadInt64(); }
+        public override ulong ReadUInt64() { Fields.Add((BaseStream.Position, 8)); return base.ReadUInt64(); }
+        public override string ReadString() { Fields.Add((BaseStream.Position, 0)); return base.ReadString(); }
+    }
+
     // How many mutated copies of each kind: the .zip's bytes; our entry's bytes, re-zipped (so the zip CRC is valid
     // and our checksum must catch it); our payload's bytes, re-signed (so our parser itself must catch it).
     private const int ZipMutations = 400, EntryMutations = 200, PayloadMutations = 600;

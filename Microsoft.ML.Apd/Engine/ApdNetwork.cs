@@ -91,21 +91,7 @@ internal sealed partial class ApdNetwork : IDisposable
     internal IReadOnlyList<DecomposedLayer> Layers => _layers;
     internal int ConvolutionLayerCount => Architecture.ConvolutionBlocks.Count;
     /// <summary>Width of the last hidden representation (input of the heads).</summary>
-    internal long HeadInputSize => Architecture.HiddenLayerSizes.Count > 0 ? Architecture.HiddenLayerSizes[^1]
-        : Architecture.ConvolutionBlocks.Count > 0 ? ConvFeatureSize() : Architecture.InputSize;
-
-    private long ConvFeatureSize()
-    {
-        var image = Architecture.Image!;
-        long c = image.Channels, h = image.Height, w = image.Width;
-        foreach (var block in Architecture.ConvolutionBlocks)
-        {
-            c = block.OutputChannels;
-            h = (h - block.KernelSize + 1) / 2;
-            w = (w - block.KernelSize + 1) / 2;
-        }
-        return c * h * w;
-    }
+    internal long HeadInputSize => Architecture.HeadInputSize;
 
     internal TaskHead HeadOf(string task)
         => _heads.TryGetValue(task, out var head) ? head : throw new KeyNotFoundException($"Unknown task '{task}'.");
@@ -251,6 +237,29 @@ internal sealed partial class ApdNetwork : IDisposable
         }
         layers.Add(new LayerCapacity("heads", 0, 0, 0, 0, 0, heads));
         return new CapacityReport(layers, baseParameters, perTask, groups);
+    }
+
+    /// <summary>The first stored tensor with a NaN or infinite element, described ("σ of layer fc2", "task 'a''s head"),
+    /// or null when every parameter is finite. A network is checked after training; one that fails is never kept.</summary>
+    internal string? FindNonFinite()
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        static bool Finite(Tensor t) => t.isfinite().all().item<bool>();
+        for (int l = 0; l < _layers.Count; l++)
+        {
+            var layer = _layers[l];
+            string name = $"layer {layer.Kind}{l + 1}";
+            if (!Finite(layer.Shared)) return $"σ of {name}";
+            foreach (var (task, slot) in layer.Slots)
+                if (!Finite(slot.MaskLogits) || !Finite(slot.Bias) || !Finite(slot.Adaptive.Values))
+                    return $"task '{task}''s mask, bias or τ in {name}";
+            foreach (var (g, local) in layer.LocallyShared)
+                if (!Finite(local.Values)) return $"the locally-shared σ̃ of group {g} in {name}";
+        }
+        foreach (var (task, head) in _heads)
+            if (!Finite(head.Weight) || !Finite(head.Bias)) return $"task '{task}''s head";
+        return null;
     }
 
     /// <summary>A deep, independent copy (same device).</summary>

@@ -4,18 +4,19 @@ namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>Binary format of an <see cref="ApdNetwork"/>: little-endian, float32 tensors, sparse τ and σ̃ as
 /// (count, positions, float32 values), the positions as int32 flat indices or, when that is smaller (density above
-/// 1/32), as a bitmap of the dense shape. Every count and shape is validated before anything is allocated.</summary>
+/// 1/32), as a bitmap of the dense shape. Every count and shape is validated against <see cref="ApdLimits"/> and
+/// against the bytes that remain before anything is allocated.</summary>
 internal sealed partial class ApdNetwork
 {
     private const uint Magic = 0x31445041; // "APD1"
     private const int FormatVersion = 2;
-    private const int MaxTasks = 1 << 16;
-    private const long MaxElements = 1L << 30;
 
     /// <summary>Writes everything needed to predict and continue training (no optimizer state).</summary>
     public void Save(BinaryWriter writer)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (FindNonFinite() is { } where)
+            throw new InvalidOperationException($"Cannot save an APD network whose {where} is NaN or infinite.");
         writer.Write(Magic);
         writer.Write(FormatVersion);
         var a = Architecture;
@@ -68,26 +69,30 @@ internal sealed partial class ApdNetwork
             if (reader.ReadInt32() != FormatVersion) throw new InvalidDataException("Unsupported APD format version.");
             int inputSize = ReadCount(reader, int.MaxValue, "input size");
             var hidden = new List<int>();
-            int hiddenCount = ReadCount(reader, 1024, "hidden layer count");
+            int hiddenCount = ReadCount(reader, ApdLimits.MaxHiddenLayers, "hidden layer count");
             for (int i = 0; i < hiddenCount; i++) hidden.Add(ReadCount(reader, int.MaxValue, "hidden size"));
             var blocks = new List<ConvolutionBlock>();
-            int blockCount = ReadCount(reader, 1024, "convolution block count");
+            int blockCount = ReadCount(reader, ApdLimits.MaxConvolutionBlocks, "convolution block count");
             for (int i = 0; i < blockCount; i++) blocks.Add(new ConvolutionBlock(ReadCount(reader, int.MaxValue, "channels"), ReadCount(reader, int.MaxValue, "kernel")));
             ImageLayout? image = reader.ReadBoolean()
                 ? new ImageLayout(ReadCount(reader, int.MaxValue, "channels"), ReadCount(reader, int.MaxValue, "height"), ReadCount(reader, int.MaxValue, "width"))
                 : null;
             var architecture = new ApdArchitecture(inputSize, hidden, blocks, image);
             List<(long[] Shape, bool IsConv)> shapes;
-            try { shapes = LayerShapes(architecture); }
+            try
+            {
+                // The limits training is held to (the memory check is the trainer's, not the file's).
+                ApdLimits.CheckArchitecture(architecture, long.MaxValue);
+                shapes = LayerShapes(architecture);
+            }
             catch (ArgumentException e) { throw new InvalidDataException("Invalid architecture: " + e.Message, e); }
-            foreach (var (shape, _) in shapes)
-                if (Numel(shape) > MaxElements) throw new InvalidDataException("Layer too large.");
+            ApdLimits.CheckRemaining(reader, shapes.Sum(s => Numel(s.Shape)) * sizeof(float), "the layers' σ");
 
             int seed = reader.ReadInt32();
             double threshold = reader.ReadDouble();
             if (!(threshold >= 0) || double.IsInfinity(threshold)) throw new InvalidDataException("Invalid threshold.");
             int consolidations = ReadCount(reader, int.MaxValue, "consolidation count");
-            int taskCount = ReadCount(reader, MaxTasks, "task count");
+            int taskCount = ReadCount(reader, ApdLimits.MaxTasks, "task count");
 
             // Layers are created empty and filled as read, so a failure part-way disposes everything read so far.
             network = new ApdNetwork(architecture, device, new List<DecomposedLayer>())
@@ -101,8 +106,8 @@ internal sealed partial class ApdNetwork
             {
                 string task = reader.ReadString();
                 if (network._heads.ContainsKey(task)) throw new InvalidDataException($"Duplicate task '{task}'.");
-                int classes = ReadCount(reader, 1 << 20, "class count");
-                if (classes * headInput > MaxElements) throw new InvalidDataException("Head too large.");
+                int classes = ReadCount(reader, ApdLimits.MaxClasses, "class count");
+                if (classes * headInput > ApdLimits.MaxTensorElements) throw new InvalidDataException("Head too large.");
                 var weight = ReadDense(reader, [classes, headInput], device);
                 Tensor bias;
                 try { bias = ReadDense(reader, [classes], device); }
@@ -134,7 +139,7 @@ internal sealed partial class ApdNetwork
                         throw;
                     }
                 }
-                int groups = ReadCount(reader, MaxTasks, "group count");
+                int groups = ReadCount(reader, ApdLimits.MaxTasks, "group count");
                 for (int g = 0; g < groups; g++)
                 {
                     int id = ReadCount(reader, int.MaxValue, "group id");
@@ -181,12 +186,12 @@ internal sealed partial class ApdNetwork
         return tensor(data, shape, device: device);
     }
 
+    /// <summary>Reads float32 values straight into their array (no byte copy), after checking they are there.</summary>
     private static float[] ReadFloats(BinaryReader reader, long count)
     {
-        var bytes = reader.ReadBytes(checked((int)(count * sizeof(float))));
-        if (bytes.Length != count * sizeof(float)) throw new InvalidDataException("Unexpected end of data.");
+        ApdLimits.CheckRemaining(reader, count * sizeof(float), $"a tensor of {count:N0} values");
         var data = new float[count];
-        Buffer.BlockCopy(bytes, 0, data, 0, bytes.Length);
+        reader.BaseStream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()));
         foreach (var v in data) if (!float.IsFinite(v)) throw new InvalidDataException("Non-finite parameter.");
         return data;
     }
@@ -200,7 +205,7 @@ internal sealed partial class ApdNetwork
         var values = sparse.Values.detach().cpu().contiguous().data<float>().ToArray();
         long size = sparse.DenseSize;
         writer.Write((long)indices.Length);
-        // int32 suffices: Load rejects tensors over MaxElements (2^30) elements.
+        // int32 suffices: no tensor has more than ApdLimits.MaxTensorElements (2^28) elements.
         if ((long)indices.Length * sizeof(int) <= BitmapBytes(size))
         {
             writer.Write(IndexList);
@@ -223,7 +228,10 @@ internal sealed partial class ApdNetwork
         long size = Numel(shape);
         long count = reader.ReadInt64();
         if (count < 0 || count > size) throw new InvalidDataException($"Invalid non-zero count {count}.");
-        var indices = reader.ReadByte() switch
+        byte encoding = reader.ReadByte();
+        ApdLimits.CheckRemaining(reader, (encoding == Bitmap ? BitmapBytes(size) : count * sizeof(int)) + count * sizeof(float),
+            $"a sparse tensor of {count:N0} values");
+        var indices = encoding switch
         {
             IndexList => ReadIndexList(reader, count, size),
             Bitmap => ReadBitmap(reader, count, size),
@@ -235,12 +243,12 @@ internal sealed partial class ApdNetwork
 
     private static long[] ReadIndexList(BinaryReader reader, long count, long size)
     {
-        var bytes = reader.ReadBytes(checked((int)(count * sizeof(int))));
-        if (bytes.Length != count * sizeof(int)) throw new InvalidDataException("Unexpected end of data.");
+        var positions = new int[count];
+        reader.BaseStream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(positions.AsSpan()));
         var indices = new long[count];
         for (long i = 0; i < count; i++)
         {
-            indices[i] = BitConverter.ToInt32(bytes, (int)(i * sizeof(int)));
+            indices[i] = positions[i];
             if (indices[i] < 0 || indices[i] >= size || (i > 0 && indices[i] <= indices[i - 1]))
                 throw new InvalidDataException("Sparse indices out of range or not ascending.");
         }
@@ -249,8 +257,8 @@ internal sealed partial class ApdNetwork
 
     private static long[] ReadBitmap(BinaryReader reader, long count, long size)
     {
-        var bitmap = reader.ReadBytes(checked((int)BitmapBytes(size)));
-        if (bitmap.Length != BitmapBytes(size)) throw new InvalidDataException("Unexpected end of data.");
+        var bitmap = new byte[BitmapBytes(size)];
+        reader.BaseStream.ReadExactly(bitmap);
         long set = bitmap.Sum(b => (long)System.Numerics.BitOperations.PopCount(b));
         if (set != count) throw new InvalidDataException($"Sparse bitmap holds {set} positions, expected {count}.");
         if (size % 8 != 0 && bitmap[^1] >> (int)(size % 8) != 0) throw new InvalidDataException("Sparse bitmap has positions past the end.");

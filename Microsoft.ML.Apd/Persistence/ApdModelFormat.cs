@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using Microsoft.ML.Apd.Engine;
 
 namespace Microsoft.ML.Apd.Persistence;
 
@@ -12,13 +13,13 @@ namespace Microsoft.ML.Apd.Persistence;
 /// payload      length bytes
 /// checksum     32 bytes SHA-256 of everything above (magic, version, length, payload)
 /// </code>
-/// A newer version than this build knows, a wrong magic, a truncated entry or a checksum mismatch throw
-/// <see cref="InvalidDataException"/>.
+/// A newer version than this build knows, a wrong magic, a truncated entry, a payload over
+/// <see cref="ApdLimits.MaxModelBytes"/> or a checksum mismatch throw <see cref="InvalidDataException"/>.
 /// </summary>
 internal static class ApdModelFormat
 {
     public const int CurrentVersion = 1;
-    private const int HeaderSize = 8 + 4 + 8;
+    private const int HeaderSize = 8 + 4 + 8, ChecksumSize = 32;
     private static readonly byte[] Magic = "APDMODEL"u8.ToArray();
 
     public static void Write(Stream stream, ReadOnlySpan<byte> payload)
@@ -35,7 +36,23 @@ internal static class ApdModelFormat
         stream.Write(sha.GetHashAndReset());
     }
 
+    /// <summary>The verified payload as bytes (tests; the loader reads <see cref="OpenVerified"/>).</summary>
     public static byte[] Read(Stream stream)
+    {
+        using var payload = OpenVerified(stream);
+        var bytes = new byte[payload.Length];
+        payload.ReadExactly(bytes);
+        return bytes;
+    }
+
+    /// <summary>
+    /// Checks the envelope — magic, version, declared length against what the stream holds, and the SHA-256 computed
+    /// over the payload in chunks — and returns a read-only, seekable stream over the verified payload. Nothing the
+    /// size of the declared length is allocated before the checksum matches: a seekable stream (ML.NET extracts the
+    /// entry to a temporary file) is hashed in place and then read where it lies; another stream is buffered as its
+    /// bytes arrive, so it costs what it holds, not what it declares.
+    /// </summary>
+    public static Stream OpenVerified(Stream stream)
     {
         var header = new byte[HeaderSize];
         ReadExactly(stream, header, "header");
@@ -48,18 +65,88 @@ internal static class ApdModelFormat
         if (version < 1)
             throw new InvalidDataException($"Invalid APD model format version {version}.");
         long length = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(12));
-        if (length < 0 || length > Array.MaxLength || (stream.CanSeek && length > stream.Length - stream.Position))
+        if (length < 0 || length > ApdLimits.MaxModelBytes || (stream.CanSeek && length > stream.Length - stream.Position - ChecksumSize))
             throw new InvalidDataException($"The APD model entry is corrupted or truncated (payload length {length}).");
-        var payload = new byte[length];
-        ReadExactly(stream, payload, "payload");
-        var checksum = new byte[32];
-        ReadExactly(stream, checksum, "checksum");
+
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(header);
-        sha.AppendData(payload);
+        Stream payload;
+        if (stream.CanSeek)
+        {
+            long start = stream.Position;
+            Copy(stream, length, sha, destination: null);
+            payload = new PayloadStream(stream, start, length);
+        }
+        else
+        {
+            var buffer = new MemoryStream();
+            Copy(stream, length, sha, buffer);
+            buffer.Position = 0;
+            payload = buffer;
+        }
+        var checksum = new byte[ChecksumSize];
+        ReadExactly(stream, checksum, "checksum");
         if (!sha.GetHashAndReset().AsSpan().SequenceEqual(checksum))
             throw new InvalidDataException("The APD model entry is corrupted: its SHA-256 checksum does not match.");
+        payload.Position = 0;
         return payload;
+    }
+
+    /// <summary>Reads <paramref name="length"/> bytes in chunks into the hash (and <paramref name="destination"/>).</summary>
+    private static void Copy(Stream stream, long length, IncrementalHash sha, Stream? destination)
+    {
+        var chunk = new byte[(int)Math.Min(length, 1 << 20)];
+        for (long done = 0; done < length;)
+        {
+            int n = stream.Read(chunk, 0, (int)Math.Min(chunk.Length, length - done));
+            if (n == 0) throw new InvalidDataException("The APD model entry is truncated (in its payload).");
+            sha.AppendData(chunk, 0, n);
+            destination?.Write(chunk, 0, n);
+            done += n;
+        }
+    }
+
+    /// <summary>A read-only window [start, start + length) of a seekable stream, which stays open.</summary>
+    private sealed class PayloadStream : Stream
+    {
+        private readonly Stream _inner;
+        private readonly long _start, _length;
+        private long _position;
+
+        public PayloadStream(Stream inner, long start, long length) => (_inner, _start, _length) = (inner, start, length);
+
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => _length;
+        public override long Position
+        {
+            get => _position;
+            set => _position = value is >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value));
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            int n = (int)Math.Clamp(_length - _position, 0, buffer.Length);
+            if (n == 0) return 0;
+            _inner.Position = _start + _position;
+            n = _inner.Read(buffer[..n]);
+            _position += n;
+            return n;
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => _length + offset,
+        };
+
+        public override void Flush() { }
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private static void ReadExactly(Stream stream, byte[] buffer, string part)

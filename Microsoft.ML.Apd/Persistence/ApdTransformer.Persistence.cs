@@ -10,7 +10,8 @@ namespace Microsoft.ML.Apd;
 
 // Saving into and loading from ML.NET's model .zip (ICanSaveModel and the SignatureLoadModel loader). The ML.NET
 // entry holds only the version info; everything else is in one binary stream wrapped by ApdModelFormat (magic, format
-// version, length, SHA-256). Payload, format version 1:
+// version, length, SHA-256), read back from the stream after the checksum is verified (never buffered whole first).
+// Payload, format version 1:
 //   string feature column, string label column, string task id column, bool+string selected task,
 //   LabelColumnType, int task count, per task (in learned order): string name + TaskLabelSet,
 //   bool+hyperparameters of the last Fit, int64 length + ApdNetwork.Save bytes.
@@ -51,10 +52,28 @@ public sealed partial class ApdTransformer
     private static ApdTransformer Load(IHostEnvironment env, ModelLoadContext ctx)
     {
         ctx.CheckAtModel(GetVersionInfo());
-        byte[]? payload = null;
-        if (!ctx.TryLoadBinaryStream(PayloadEntry, reader => payload = ApdModelFormat.Read(reader.BaseStream)))
+        ApdTransformer? model = null;
+        if (!ctx.TryLoadBinaryStream(PayloadEntry, reader =>
+            {
+                using var payload = ApdModelFormat.OpenVerified(reader.BaseStream);
+                model = Deserialize(env, payload);
+            }))
             throw new InvalidDataException($"The saved APD model has no '{PayloadEntry}' entry.");
-        return Deserialize(env, payload!);
+        return model!;
+    }
+
+    /// <summary>Bytes of the payload <see cref="SerializePayload"/> writes, measured without keeping them: <c>Fit</c>
+    /// checks it against <see cref="ApdLimits.MaxModelBytes"/> so that every model it returns can be saved.</summary>
+    internal long PayloadSize()
+    {
+        using var counter = new ByteCounter();
+        using (var w = new BinaryWriter(counter, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            WriteDescription(w);
+            w.Write(0L);
+            Network.Save(w);
+        }
+        return counter.Length;
     }
 
     internal byte[] SerializePayload()
@@ -62,21 +81,7 @@ public sealed partial class ApdTransformer
         using var stream = new MemoryStream();
         using (var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
         {
-            w.Write(FeatureColumnName);
-            w.Write(LabelColumnName);
-            w.Write(TaskIdColumnName);
-            w.Write(SelectedTask is not null);
-            if (SelectedTask is not null) w.Write(SelectedTask);
-            LabelType.Write(w);
-            var tasks = Tasks;
-            w.Write(tasks.Count);
-            foreach (string task in tasks)
-            {
-                w.Write(task);
-                LabelSets[task].Write(w);
-            }
-            w.Write(Hyperparameters is not null);
-            if (Hyperparameters is { } h) WriteHyperparameters(w, h);
+            WriteDescription(w);
             using var network = new MemoryStream();
             using (var nw = new BinaryWriter(network, System.Text.Encoding.UTF8, leaveOpen: true))
                 Network.Save(nw);
@@ -86,27 +91,57 @@ public sealed partial class ApdTransformer
         return stream.ToArray();
     }
 
-    internal static ApdTransformer Deserialize(IHostEnvironment env, byte[] payload)
+    /// <summary>Everything of the payload before the network: columns, label type, tasks and their label sets, hyperparameters.</summary>
+    private void WriteDescription(BinaryWriter w)
     {
+        w.Write(FeatureColumnName);
+        w.Write(LabelColumnName);
+        w.Write(TaskIdColumnName);
+        w.Write(SelectedTask is not null);
+        if (SelectedTask is not null) w.Write(SelectedTask);
+        LabelType.Write(w);
+        var tasks = Tasks;
+        w.Write(tasks.Count);
+        foreach (string task in tasks)
+        {
+            w.Write(task);
+            LabelSets[task].Write(w);
+        }
+        w.Write(Hyperparameters is not null);
+        if (Hyperparameters is { } h) WriteHyperparameters(w, h);
+    }
+
+    /// <summary>Reads a payload from a seekable stream (see <see cref="ApdModelFormat.OpenVerified"/>); every count is
+    /// checked against <see cref="ApdLimits"/> and the bytes that remain before anything is allocated.</summary>
+    internal static ApdTransformer Deserialize(IHostEnvironment env, Stream payload)
+    {
+        using var r = new BinaryReader(payload, System.Text.Encoding.UTF8, leaveOpen: true);
+        return Deserialize(env, r);
+    }
+
+    /// <summary>As above, from a reader over the payload (tests pass one that records where each field lies).</summary>
+    internal static ApdTransformer Deserialize(IHostEnvironment env, BinaryReader r)
+    {
+        var payload = r.BaseStream;
         try
         {
-            using var r = new BinaryReader(new MemoryStream(payload, writable: false));
             string feature = r.ReadString(), label = r.ReadString(), taskId = r.ReadString();
             string? selected = r.ReadBoolean() ? r.ReadString() : null;
             var labelType = LabelColumnType.Read(r);
             int count = r.ReadInt32();
-            if (count < 0 || count > 1 << 20) throw new InvalidDataException($"Invalid task count {count}.");
+            if (count < 0 || count > ApdLimits.MaxTasks) throw new InvalidDataException($"Invalid task count {count}.");
             var labelSets = new Dictionary<string, TaskLabelSet>();
             var order = new List<string>();
             for (int i = 0; i < count; i++)
             {
                 string task = r.ReadString();
+                if (labelSets.ContainsKey(task)) throw new InvalidDataException($"Duplicate task '{task}'.");
                 labelSets.Add(task, TaskLabelSet.Read(r, labelType));
                 order.Add(task);
             }
             var hyperparameters = r.ReadBoolean() ? ReadHyperparameters(r) : null;
             long length = r.ReadInt64();
-            if (length < 0 || length > payload.Length - r.BaseStream.Position)
+            if (length < 0 || length > payload.Length - payload.Position)
                 throw new InvalidDataException($"Invalid network length {length}.");
 
             var host = env.Register(nameof(ApdTransformer));
@@ -153,4 +188,23 @@ public sealed partial class ApdTransformer
         ClusterCountIncrement = r.ReadInt32(), ConsolidationThreshold = r.ReadDouble(), Seed = r.ReadInt32(),
         RetroactiveUpdate = (RetroactiveUpdateMode)r.ReadInt32(),
     };
+
+    /// <summary>A write-only stream that keeps nothing and counts the bytes written to it.</summary>
+    private sealed class ByteCounter : Stream
+    {
+        private long _length;
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => _length;
+        public override long Position { get => _length; set => throw new NotSupportedException(); }
+        public override void Write(byte[] buffer, int offset, int count) => _length += count;
+        public override void Write(ReadOnlySpan<byte> buffer) => _length += buffer.Length;
+        public override void WriteByte(byte value) => _length++;
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
 }

@@ -1,6 +1,6 @@
 namespace Microsoft.ML;
 
-/// <summary>Crash-safe saving of any ML.NET model (an APD model or a pipeline containing one).</summary>
+/// <summary>Crash-safe, verified saving of any ML.NET model (an APD model or a pipeline containing one).</summary>
 public static class AtomicModelSave
 {
     /// <summary>
@@ -8,7 +8,7 @@ public static class AtomicModelSave
     /// in the target's directory, flushes it to disk, and only then renames it over <paramref name="path"/>. If
     /// anything fails part-way (an exception while saving, a full disk, a killed process), the file at
     /// <paramref name="path"/> is either the previous one, untouched, or absent if there was none — never a partial
-    /// model. The temporary file is deleted on failure (after a killed process a <c>.*.tmp</c> file may remain next to
+    /// model. Before the rename the written file is read back and loaded, so a file that replaced the target loads. The temporary file is deleted on failure (after a killed process a <c>.*.tmp</c> file may remain next to
     /// the target). The new file gets default permissions, not those of the file it replaces.
     /// </summary>
     /// <param name="catalog"><c>mlContext.Model</c>.</param>
@@ -16,8 +16,8 @@ public static class AtomicModelSave
     /// <param name="inputSchema">The model's input schema (may be null, as in <c>Save</c>).</param>
     /// <param name="path">The target file; its directory must exist.</param>
     /// <exception cref="DirectoryNotFoundException">The target's directory does not exist.</exception>
-    /// <exception cref="IOException">Writing, verifying (the written .zip is read back completely) or renaming failed;
-    /// the target is unchanged.</exception>
+    /// <exception cref="IOException">Writing, verifying (the written file is read back completely and loaded with
+    /// <c>mlContext.Model.Load</c>) or renaming failed; the target is unchanged.</exception>
     public static void SaveAtomic(this ModelOperationsCatalog catalog, ITransformer model, DataViewSchema? inputSchema, string path)
         => SaveAtomic(catalog, model, inputSchema, path, file => file);
 
@@ -44,6 +44,7 @@ public static class AtomicModelSave
                 if (file.CanWrite) file.Flush(flushToDisk: true);
             }
             Verify(temp, target);
+            VerifyLoads(catalog, temp, target);
             File.Move(temp, target, overwrite: true);
         }
         catch
@@ -73,5 +74,31 @@ public static class AtomicModelSave
         {
             throw new IOException($"Saving the model to '{target}' failed: the written file is incomplete ({e.Message}). The target was not changed.", e);
         }
+    }
+
+    /// <summary>
+    /// Loads the written file as <c>mlContext.Model.Load</c> will, and disposes what it loaded: only a file that
+    /// deserializes may replace the target, so whatever saves also loads.
+    /// </summary>
+    private static void VerifyLoads(ModelOperationsCatalog catalog, string temp, string target)
+    {
+        ITransformer loaded;
+        try
+        {
+            loaded = catalog.Load(temp, out _);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            var cause = e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? inner : e;
+            throw new IOException($"Saving the model to '{target}' failed: the written file does not load ({cause.Message}). The target was not changed.", e);
+        }
+        DisposeAll(loaded);
+    }
+
+    private static void DisposeAll(ITransformer model)
+    {
+        if (model is IDisposable disposable) disposable.Dispose();
+        else if (model is IEnumerable<ITransformer> chain)
+            foreach (var part in chain) DisposeAll(part);
     }
 }

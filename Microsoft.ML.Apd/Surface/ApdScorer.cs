@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -164,12 +165,34 @@ internal sealed class ApdScorer
         return Predict(_labelSets[task], scores, label);
     }
 
-    private static ApdPrediction Predict(TaskLabelSet labelSet, float[] scores, object? label)
+    /// <summary>
+    /// The prediction for one row's class probabilities. A row that cannot be scored — NaN or ±∞ in its features, or
+    /// features so large that the network overflows — gets NaN for every score and the label type's missing value as
+    /// PredictedLabel (<see cref="LabelColumnType.Missing"/>), and one warning per Transform in MLContext.Log.
+    /// </summary>
+    private ApdPrediction Predict(TaskLabelSet labelSet, float[] scores, object? label)
     {
+        uint labelKey = (uint)(labelSet.IndexOf(label) + 1);
+        if (!Array.TrueForAll(scores, float.IsFinite))
+        {
+            WarnUnscorable();
+            Array.Fill(scores, float.NaN);
+            return new ApdPrediction(Model.LabelType.Missing, scores, labelKey);
+        }
         int best = 0;
         for (int c = 1; c < scores.Length; c++)
             if (scores[c] > scores[best]) best = c;
-        return new ApdPrediction(labelSet.Values[best], scores, (uint)(labelSet.IndexOf(label) + 1));
+        return new ApdPrediction(labelSet.Values[best], scores, labelKey);
+    }
+
+    private int _warnedUnscorable;
+
+    private void WarnUnscorable()
+    {
+        if (Interlocked.Exchange(ref _warnedUnscorable, 1) != 0) return;
+        using var ch = Model.Environment.Register(nameof(ApdTransformer)).Start("Scoring");
+        ch.Warning($"APD: rows with NaN or infinite values in feature column '{Features.Name}' (or values so large that the " +
+            "network overflows) cannot be scored: their Score is NaN and their PredictedLabel is missing. (Warned once per Transform.)");
     }
 
     /// <summary>Getters of the computed columns, reading the current prediction from <paramref name="current"/>.</summary>

@@ -106,6 +106,8 @@ public sealed partial class ApdTrainer
             {
                 if (string.IsNullOrWhiteSpace(value))
                     throw new ArgumentException($"{name} must name a column (it is null or empty).", name);
+                if (!ApdLimits.IsValidText(value))
+                    throw new ArgumentException($"{name} '{value}' is not valid UTF-16 (it has a lone surrogate character).", name);
             }
             static void Positive(double value, string name)
             {
@@ -121,13 +123,23 @@ public sealed partial class ApdTrainer
             Name(LabelColumnName, nameof(LabelColumnName));
             Name(FeatureColumnName, nameof(FeatureColumnName));
             Name(TaskIdColumnName, nameof(TaskIdColumnName));
-            if (string.IsNullOrEmpty(TaskId))
-                throw new ArgumentException($"{nameof(TaskId)} must not be null or empty.", nameof(TaskId));
+            if (LabelColumnName == FeatureColumnName)
+                throw new ArgumentException($"{nameof(LabelColumnName)} and {nameof(FeatureColumnName)} are both '{LabelColumnName}'; they must be different columns.", nameof(LabelColumnName));
+            if (TaskIdColumnName == LabelColumnName || TaskIdColumnName == FeatureColumnName)
+                throw new ArgumentException($"{nameof(TaskIdColumnName)} '{TaskIdColumnName}' is also the {(TaskIdColumnName == LabelColumnName ? "label" : "feature")} column; the task id needs its own column.", nameof(TaskIdColumnName));
+            CheckTaskName(TaskId, nameof(TaskId), nameof(TaskId));
             if (HiddenLayerSizes is null || HiddenLayerSizes.Length == 0)
                 throw new ArgumentException($"{nameof(HiddenLayerSizes)} must list at least one layer size.", nameof(HiddenLayerSizes));
             for (int i = 0; i < HiddenLayerSizes.Length; i++)
                 if (HiddenLayerSizes[i] < 1)
                     throw new ArgumentOutOfRangeException(nameof(HiddenLayerSizes), HiddenLayerSizes[i], $"{nameof(HiddenLayerSizes)}[{i}] must be at least 1.");
+            if (ImageShape is var (c, h, w))
+            {
+                if (c < 1 || h < 1 || w < 1)
+                    throw new ArgumentOutOfRangeException(nameof(ImageShape), ImageShape, $"{nameof(ImageShape)} dimensions must be at least 1.");
+                if ((long)c * h * w > int.MaxValue)
+                    throw new ArgumentOutOfRangeException(nameof(ImageShape), ImageShape, $"{nameof(ImageShape)} has {(long)c * h * w:N0} values; a feature vector holds at most {int.MaxValue:N0}.");
+            }
             if (ConvolutionLayers is { Length: > 0 })
             {
                 for (int i = 0; i < ConvolutionLayers.Length; i++)
@@ -137,10 +149,7 @@ public sealed partial class ApdTrainer
                     throw new ArgumentException($"{nameof(ConvolutionLayers)} needs {nameof(ImageShape)} (channels, height, width) of the feature vector.", nameof(ImageShape));
                 if (ConvolutionKernelSize < 1)
                     throw new ArgumentOutOfRangeException(nameof(ConvolutionKernelSize), ConvolutionKernelSize, $"{nameof(ConvolutionKernelSize)} must be at least 1.");
-                var (c, h, w) = ImageShape.Value;
-                if (c < 1 || h < 1 || w < 1)
-                    throw new ArgumentOutOfRangeException(nameof(ImageShape), ImageShape, $"{nameof(ImageShape)} dimensions must be at least 1.");
-                int height = h, width = w;
+                var (_, height, width) = ImageShape.Value;
                 foreach (int _ in ConvolutionLayers)
                 {
                     height = (height - ConvolutionKernelSize + 1) / 2;
@@ -149,6 +158,8 @@ public sealed partial class ApdTrainer
                         throw new ArgumentException($"{nameof(ImageShape)} {ImageShape} is too small for {ConvolutionLayers.Length} convolution blocks of kernel size {ConvolutionKernelSize}.", nameof(ImageShape));
                 }
             }
+            // Layer sizes and memory as far as known without data (the first layer's input is checked again in Fit).
+            ApdLimits.CheckArchitecture(ToArchitecture(ImageLayout?.Size ?? 1), ApdLimits.AvailableBytes);
             if (NumberOfEpochs < 1)
                 throw new ArgumentOutOfRangeException(nameof(NumberOfEpochs), NumberOfEpochs, $"{nameof(NumberOfEpochs)} must be at least 1.");
             if (BatchSize < 1)
@@ -203,6 +214,19 @@ public sealed partial class ApdTrainer
 
         internal ApdArchitecture ToArchitecture(int inputSize) => new(inputSize, HiddenLayerSizes.ToArray(),
             (ConvolutionLayers ?? Array.Empty<int>()).Select(c => new ConvolutionBlock(c, ConvolutionKernelSize)).ToArray(),
-            ConvolutionLayers is { Length: > 0 } && ImageShape is { } s ? new ImageLayout(s.Channels, s.Height, s.Width) : null);
+            ConvolutionLayers is { Length: > 0 } ? ImageLayout : null);
+
+        /// <summary><see cref="ImageShape"/> as a layout; with or without convolutions, the feature size must equal C·H·W.</summary>
+        internal ImageLayout? ImageLayout => ImageShape is var (c, h, w) ? new ImageLayout(c, h, w) : null;
+
+        /// <summary>A task name must contain a visible character and be well-formed UTF-16 (so a saved model keeps it
+        /// exactly); the same rule for <see cref="TaskId"/>, <c>Fit</c>'s task argument and the task id column.</summary>
+        internal static void CheckTaskName(string? task, string source, string paramName)
+        {
+            if (string.IsNullOrWhiteSpace(task))
+                throw new ArgumentException($"The task name in {source} must not be null, empty or only white space.", paramName);
+            if (!ApdLimits.IsValidText(task))
+                throw new ArgumentException($"The task name '{task}' in {source} is not valid UTF-16 (it has a lone surrogate character) and would change when saved.", paramName);
+        }
     }
 }

@@ -28,7 +28,7 @@ namespace Microsoft.ML.Apd;
 /// selects a CUDA device; without CUDA, <c>MLContext.FallbackToCpu</c> decides between CPU and an error.</para>
 /// <para><b>Threads.</b> <c>Fit</c> is safe to call from several threads: calls on one trainer run one after another, each
 /// continuing the model of the one before.</para>
-/// <para><b>Errors.</b> See docs/errors-and-limits.md for every documented error and limit.</para>
+/// <para><b>Errors.</b> See the README's "Errors and limits" for every documented error and limit.</para>
 /// </remarks>
 public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
 {
@@ -62,6 +62,7 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
     /// <exception cref="ArgumentException">No usable rows, or a task with fewer than two classes; the message names it.</exception>
     /// <exception cref="InvalidOperationException">A task of the data already exists in the model continued.</exception>
     /// <exception cref="OperationCanceledException"><c>MLContext.CancelExecution()</c> was called.</exception>
+    /// <exception cref="NotFiniteNumberException">Training diverged (NaN or infinite loss or parameters); the message names the task, the epoch and the likely cause (learning rate, unnormalized features). Nothing was changed.</exception>
     public ApdTransformer Fit(IDataView input) => FitCore(input, taskId: null, previous: null, CancellationToken.None);
 
     /// <summary>Like <see cref="Fit(IDataView)"/>, stopping at the next mini-batch when <paramref name="cancellationToken"/>
@@ -70,6 +71,7 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
     /// <exception cref="ArgumentException">No usable rows, or a task with fewer than two classes; the message names it.</exception>
     /// <exception cref="InvalidOperationException">A task of the data already exists in the model continued.</exception>
     /// <exception cref="OperationCanceledException">The token or the MLContext was cancelled.</exception>
+    /// <exception cref="NotFiniteNumberException">Training diverged (NaN or infinite loss or parameters); the message names the task, the epoch and the likely cause (learning rate, unnormalized features). Nothing was changed.</exception>
     public ApdTransformer Fit(IDataView input, CancellationToken cancellationToken)
         => FitCore(input, taskId: null, previous: null, cancellationToken);
 
@@ -79,6 +81,7 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
     /// <exception cref="ArgumentException">No usable rows, or fewer than two classes; the message names the task.</exception>
     /// <exception cref="InvalidOperationException">The model continued already has a task named <paramref name="taskId"/>.</exception>
     /// <exception cref="OperationCanceledException"><c>MLContext.CancelExecution()</c> was called.</exception>
+    /// <exception cref="NotFiniteNumberException">Training diverged (NaN or infinite loss or parameters); the message names the task, the epoch and the likely cause (learning rate, unnormalized features). Nothing was changed.</exception>
     public ApdTransformer Fit(IDataView input, string taskId) => Fit(input, taskId, CancellationToken.None);
 
     /// <summary>Like <see cref="Fit(IDataView, string)"/>, stopping at the next mini-batch when
@@ -87,9 +90,11 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
     /// <exception cref="ArgumentException">No usable rows, or fewer than two classes; the message names the task.</exception>
     /// <exception cref="InvalidOperationException">The model continued already has a task named <paramref name="taskId"/>.</exception>
     /// <exception cref="OperationCanceledException">The token or the MLContext was cancelled.</exception>
+    /// <exception cref="NotFiniteNumberException">Training diverged (NaN or infinite loss or parameters); the message names the task, the epoch and the likely cause (learning rate, unnormalized features). Nothing was changed.</exception>
     public ApdTransformer Fit(IDataView input, string taskId, CancellationToken cancellationToken)
     {
-        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        ArgumentNullException.ThrowIfNull(taskId);
+        Options.CheckTaskName(taskId, "the taskId argument", nameof(taskId));
         return FitCore(input, taskId, previous: null, cancellationToken);
     }
 
@@ -99,6 +104,7 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
     /// <exception cref="ArgumentException">No usable rows, or fewer than two classes; the message names the task.</exception>
     /// <exception cref="InvalidOperationException"><paramref name="previous"/> already has a task named <paramref name="taskId"/>.</exception>
     /// <exception cref="OperationCanceledException"><c>MLContext.CancelExecution()</c> was called.</exception>
+    /// <exception cref="NotFiniteNumberException">Training diverged (NaN or infinite loss or parameters); the message names the task, the epoch and the likely cause (learning rate, unnormalized features). Nothing was changed.</exception>
     public ApdTransformer Fit(IDataView input, string taskId, ApdTransformer previous)
         => Fit(input, taskId, previous, CancellationToken.None);
 
@@ -109,9 +115,11 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
     /// <exception cref="ArgumentException">No usable rows, or fewer than two classes; the message names the task.</exception>
     /// <exception cref="InvalidOperationException"><paramref name="previous"/> already has a task named <paramref name="taskId"/>.</exception>
     /// <exception cref="OperationCanceledException">The token or the MLContext was cancelled.</exception>
+    /// <exception cref="NotFiniteNumberException">Training diverged (NaN or infinite loss or parameters); the message names the task, the epoch and the likely cause (learning rate, unnormalized features). Nothing was changed.</exception>
     public ApdTransformer Fit(IDataView input, string taskId, ApdTransformer previous, CancellationToken cancellationToken)
     {
-        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        ArgumentNullException.ThrowIfNull(taskId);
+        Options.CheckTaskName(taskId, "the taskId argument", nameof(taskId));
         ArgumentNullException.ThrowIfNull(previous);
         return FitCore(input, taskId, previous, cancellationToken);
     }
@@ -121,6 +129,7 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
     /// <exception cref="ArgumentException">No usable rows, or a task with fewer than two classes; the message names it.</exception>
     /// <exception cref="InvalidOperationException">A task of the data already exists in <paramref name="previous"/>.</exception>
     /// <exception cref="OperationCanceledException"><c>MLContext.CancelExecution()</c> was called.</exception>
+    /// <exception cref="NotFiniteNumberException">Training diverged (NaN or infinite loss or parameters); the message names the task, the epoch and the likely cause (learning rate, unnormalized features). Nothing was changed.</exception>
     public ApdTransformer Fit(IDataView input, ApdTransformer previous) => Fit(input, previous, CancellationToken.None);
 
     /// <summary>Like <see cref="Fit(IDataView, ApdTransformer)"/>, stopping at the next mini-batch when
@@ -130,6 +139,7 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
     /// <exception cref="ArgumentException">No usable rows, or a task with fewer than two classes; the message names it.</exception>
     /// <exception cref="InvalidOperationException">A task of the data already exists in <paramref name="previous"/>.</exception>
     /// <exception cref="OperationCanceledException">The token or the MLContext was cancelled.</exception>
+    /// <exception cref="NotFiniteNumberException">Training diverged (NaN or infinite loss or parameters); the message names the task, the epoch and the likely cause (learning rate, unnormalized features). Nothing was changed.</exception>
     public ApdTransformer Fit(IDataView input, ApdTransformer previous, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(previous);
@@ -153,7 +163,8 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
                 previousNetwork?.Architecture.InputSize, nameof(data));
             int inputSize = ((VectorDataViewType)features.Type).Size;
             var architecture = previousNetwork?.Architecture ?? o.ToArchitecture(inputSize);
-            SchemaChecks.ImageLayout(features, architecture.Image, nameof(data));
+            SchemaChecks.ImageLayout(features, architecture.Image ?? o.ImageLayout, nameof(data));
+            ApdLimits.CheckArchitecture(architecture, ApdLimits.AvailableBytes);
             var (label, labelType) = SchemaChecks.LabelColumn(schema, o.LabelColumnName, previous?.LabelType, nameof(data));
             var taskColumn = taskId is null ? SchemaChecks.TaskIdColumn(schema, o.TaskIdColumnName, nameof(data)) : null;
             if (taskId is not null) RejectExisting(previous, taskId);
@@ -163,10 +174,15 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
             foreach (var task in tasks)
             {
                 RejectExisting(previous, task.Task);
+                Options.CheckTaskName(task.Task, $"task id column '{o.TaskIdColumnName}'", nameof(data));
                 var set = new TaskLabelSet(labelType, task.Labels);
                 if (set.Count < 2)
                     throw new ArgumentException(
                         $"Task '{task.Task}' has {set.Count} distinct value(s) in label column '{label.Name}'; a task needs at least two classes.", nameof(data));
+                if (set.Values.OfType<string>().FirstOrDefault(v => !ApdLimits.IsValidText(v)) is { } invalid)
+                    throw new ArgumentException(
+                        $"Task '{task.Task}': the label '{invalid}' in label column '{label.Name}' is not valid UTF-16 (it has a lone surrogate character) and would change when saved.", nameof(data));
+                ApdLimits.CheckTask(task.Task, labelSets.Count, set.Count, architecture.HeadInputSize, nameof(data));
                 labelSets.Add(task.Task, set);
             }
 
@@ -187,6 +203,16 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
 
             var model = new ApdTransformer(_env, new SharedNetwork(network), labelType, labelSets, o.FeatureColumnName,
                 o.LabelColumnName, o.TaskIdColumnName, selectedTask: null, hyperparameters);
+            // Every model Fit returns can be saved (and so loaded): its stored size is within the loader's limit.
+            long size = model.PayloadSize();
+            if (size > ApdLimits.MaxModelBytes)
+            {
+                model.Dispose();
+                throw new InvalidOperationException(
+                    $"With task '{tasks[^1].Task}' the model would take {size / (double)(1L << 30):F2} GiB saved; a model holds at most " +
+                    $"{ApdLimits.MaxModelBytes / (double)(1L << 30):F2} GiB. Continue from an earlier model with fewer tasks, or use smaller " +
+                    "HiddenLayerSizes or a larger SparsityStrength (λ₁, sparser τ per task). Nothing was changed.");
+            }
             _lastModel = model;
             return model;
         }

@@ -175,9 +175,15 @@ public sealed partial class ApdTransformer : ITransformer, IDisposable
     private TaskLabelSet GetLabelSet(string task)
     {
         ArgumentNullException.ThrowIfNull(task);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         return LabelSets.TryGetValue(task, out var set) ? set : throw new ArgumentException(
-            $"The model has no task '{task}'; its tasks are: {string.Join(", ", Tasks.Select(t => "'" + t + "'"))}.", nameof(task));
+            $"The model has no task '{task}'; {DescribeTasks(Tasks)}.", nameof(task));
     }
+
+    /// <summary>"its tasks are: 'a', 'b'" or "it has no tasks", for error messages.</summary>
+    internal static string DescribeTasks(IReadOnlyCollection<string> tasks) => tasks.Count == 0
+        ? "it has no tasks"
+        : "its tasks are: " + string.Join(", ", tasks.Select(t => "'" + t + "'"));
 
     /// <inheritdoc />
     public override string ToString() =>

@@ -101,6 +101,14 @@ internal sealed class LabelColumnType : IEquatable<LabelColumnType>
         return () => { getter(ref value); return canonical(value); };
     }
 
+    /// <summary>
+    /// The canonical value PredictedLabel takes for a row that cannot be scored: ML.NET's missing value of the type
+    /// (key 0, NaN, empty text) or, for integer and boolean labels, which have none, the default (0, false).
+    /// </summary>
+    public object Missing =>
+        IsKey ? 0UL : IsText ? "" : RawType == typeof(bool) ? false
+        : RawType == typeof(float) ? float.NaN : RawType == typeof(double) ? double.NaN : 0L;
+
     /// <summary>A <see cref="ValueGetter{TValue}"/> of this type's raw type that returns the canonical <paramref name="current"/>.</summary>
     public Delegate CreateGetter(Func<object> current)
     {
@@ -170,16 +178,25 @@ internal sealed class LabelColumnType : IEquatable<LabelColumnType>
         if (code >= RawTypes.Length) throw new InvalidDataException($"Unknown label type code {code}.");
         bool isKey = reader.ReadBoolean();
         ulong count = reader.ReadUInt64();
+        var rawType = RawTypes[code];
+        bool validKey = rawType == typeof(byte) || rawType == typeof(ushort) || rawType == typeof(uint) || rawType == typeof(ulong);
+        if (isKey ? !validKey || count == 0 || count > KeyMax(rawType) : count != 0)
+            throw new InvalidDataException($"Invalid label type: {(isKey ? "key" : "")} {rawType.Name} with key count {count}.");
         string[]? names = null;
         if (reader.ReadBoolean())
         {
             int n = reader.ReadInt32();
             if (n < 0 || (ulong)n != count) throw new InvalidDataException("Key values do not match the key count.");
+            Engine.ApdLimits.CheckRemaining(reader, n, $"{n:N0} key values");
             names = new string[n];
             for (int i = 0; i < n; i++) names[i] = reader.ReadString();
         }
-        return new LabelColumnType(RawTypes[code], isKey, count, names);
+        return new LabelColumnType(rawType, isKey, count, names);
     }
+
+    private static ulong KeyMax(Type rawType) =>
+        rawType == typeof(byte) ? byte.MaxValue : rawType == typeof(ushort) ? ushort.MaxValue
+        : rawType == typeof(uint) ? uint.MaxValue : ulong.MaxValue;
 
     public void WriteValue(BinaryWriter writer, object value)
     {
@@ -197,7 +214,12 @@ internal sealed class LabelColumnType : IEquatable<LabelColumnType>
 
     public object ReadValue(BinaryReader reader)
     {
-        if (IsKey) return reader.ReadUInt64();
+        if (IsKey)
+        {
+            ulong key = reader.ReadUInt64();
+            if (key == 0 || key > KeyCount) throw new InvalidDataException($"Key label {key} is outside 1..{KeyCount}.");
+            return key;
+        }
         if (IsText) return reader.ReadString();
         if (RawType == typeof(bool)) return reader.ReadBoolean();
         if (RawType == typeof(float)) return reader.ReadSingle();

@@ -34,12 +34,20 @@ internal sealed class TaskLabelSet
         foreach (object value in Values) Type.WriteValue(writer, value);
     }
 
+    /// <summary>Reads what <see cref="Write"/> wrote. The values must be strictly ascending, as written: a file whose
+    /// labels decode differently (reordered or merged) would silently change which class an index means.</summary>
     public static TaskLabelSet Read(BinaryReader reader, LabelColumnType type)
     {
         int count = reader.ReadInt32();
-        if (count < 0 || count > 1 << 24) throw new InvalidDataException($"Invalid class count {count}.");
+        if (count < 0 || count > Engine.ApdLimits.MaxClasses) throw new InvalidDataException($"Invalid class count {count}.");
+        Engine.ApdLimits.CheckRemaining(reader, count, $"a label set of {count:N0} classes"); // every value takes a byte or more
         var values = new object[count];
-        for (int i = 0; i < count; i++) values[i] = type.ReadValue(reader);
+        for (int i = 0; i < count; i++)
+        {
+            values[i] = type.ReadValue(reader);
+            if (i > 0 && type.Compare(values[i - 1], values[i]) >= 0)
+                throw new InvalidDataException("The label values of a task are not distinct and ascending.");
+        }
         return new TaskLabelSet(type, values);
     }
 }

@@ -105,7 +105,7 @@ internal sealed class TaskRouting
             string task = _text.ToString();
             if (!_routing._tasks.Contains(task))
                 throw new InvalidOperationException(
-                    $"Row {_row.Position}: task id '{task}' in column '{_routing.TaskColumn!.Value.Name}' is not a task of this model; its tasks are: {string.Join(", ", _routing._taskOrder.Select(x => "'" + x + "'"))}.");
+                    $"Row {_row.Position}: task id '{task}' in column '{_routing.TaskColumn!.Value.Name}' is not a task of this model; {ApdTransformer.DescribeTasks(_routing._taskOrder)}.");
             return _last = task;
         }
     }

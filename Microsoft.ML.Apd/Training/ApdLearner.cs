@@ -11,8 +11,10 @@ internal static class ApdLearner
     /// Appends <paramref name="task"/> to <paramref name="network"/> (mutating it) and trains it with the APD objective
     /// and retroactive update; consolidates afterwards when the task count is a multiple of s.
     /// <paramref name="features"/> [N, InputSize] float32 and <paramref name="labels"/> [N] int64 in 0..classCount-1,
-    /// on any device. Throws <see cref="OperationCanceledException"/> at the next batch when cancelled; the network is
-    /// then in an undefined state (callers train a clone).
+    /// on any device. Throws <see cref="OperationCanceledException"/> at the next batch when cancelled, and
+    /// <see cref="NotFiniteNumberException"/> when training diverges (a batch's loss, the parameters after an epoch, or
+    /// the network after commit and consolidation is not finite); the network is then in an undefined state (callers
+    /// train a clone).
     /// </summary>
     public static void TrainTask(ApdNetwork network, string task, int classCount, Tensor features, Tensor labels,
         ApdHyperparameters hyperparameters, IProgress<TaskTrainingProgress>? progress, CancellationToken cancellation)
@@ -60,13 +62,34 @@ internal static class ApdLearner
                 using var scope = NewDisposeScope();
                 long start = (long)batch * h.BatchSize;
                 var rows = order.narrow(0, start, Math.Min(h.BatchSize, count - start));
-                var loss = session.Step(optimizer, x.index_select(0, rows), y.index_select(0, rows));
-                progress?.Report(new TaskTrainingProgress(task, epoch + 1, h.NumberOfEpochs, batch + 1, batches, loss.item<float>(), clock.Elapsed));
+                float loss = session.Step(optimizer, x.index_select(0, rows), y.index_select(0, rows)).item<float>();
+                if (!float.IsFinite(loss))
+                    throw Diverged(task, epoch, h, $"batch {batch + 1}/{batches}: the loss became {loss}", loss, x);
+                progress?.Report(new TaskTrainingProgress(task, epoch + 1, h.NumberOfEpochs, batch + 1, batches, loss, clock.Elapsed));
             }
+            if (!optimizer.ValuesAreFinite())
+                throw Diverged(task, epoch, h, "the parameters became NaN or infinite", double.NaN, x);
             if (epoch + 1 < h.NumberOfEpochs) session.Retroactive.Refresh(session.Shared);
         }
         session.Commit();
         if (h.ConsolidationInterval > 0 && network.Tasks.Count % h.ConsolidationInterval == 0)
             KnowledgeConsolidation.Consolidate(network, h);
+        if (network.FindNonFinite() is { } where)
+            throw Diverged(task, h.NumberOfEpochs - 1, h, $"after training, {where} is NaN or infinite", double.NaN, x);
+    }
+
+    /// <summary>The error for a diverged task: where it happened and the two usual causes, with the numbers to check.</summary>
+    private static NotFiniteNumberException Diverged(string task, int epoch, ApdHyperparameters h, string what, double value, Tensor features)
+    {
+        double largest;
+        using (no_grad())
+        using (NewDisposeScope())
+            largest = features.abs().max().item<float>();
+        return new NotFiniteNumberException(
+            $"Training task '{task}' diverged in epoch {epoch + 1}/{h.NumberOfEpochs} ({what}). Likely causes: a learning rate " +
+            $"too large for these features (LearningRate = {h.LearningRate:G4}), or features that are not normalized (the " +
+            $"largest |feature| of the task is {largest:G4}); lower the LearningRate or scale the features (e.g. " +
+            "mlContext.Transforms.NormalizeMinMax). The model was not changed: the previous model and every earlier transformer are intact.",
+            value);
     }
 }

@@ -61,6 +61,13 @@ internal sealed class FlatAdam : IDisposable
         _values.addcdiv_(_firstMoment, denominator, -LearningRate / firstCorrection);
     }
 
+    /// <summary>True when every parameter is finite: one reduction over the flat buffer.</summary>
+    public bool ValuesAreFinite()
+    {
+        using var scope = NewDisposeScope();
+        return _values.isfinite().all().item<bool>();
+    }
+
     public void Dispose()
     {
         _values.Dispose();
