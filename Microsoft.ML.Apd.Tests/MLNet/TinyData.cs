@@ -62,6 +62,20 @@ internal static class TinyData
         return values;
     }
 
-    public static List<float[]> Scores(IDataView view) =>
-        Column<VBuffer<float>>(view, "Score").Select(v => v.DenseValues().ToArray()).ToList();
+    /// <summary>Every row's Score, copied as it is read: ML.NET reuses a VBuffer's array from row to row, so buffers
+    /// collected first and copied afterwards would all hold the last row's values.</summary>
+    public static List<float[]> Scores(IDataView view)
+    {
+        var column = view.Schema["Score"];
+        var scores = new List<float[]>();
+        using var cursor = view.GetRowCursor(new[] { column });
+        var getter = cursor.GetGetter<VBuffer<float>>(column);
+        VBuffer<float> value = default;
+        while (cursor.MoveNext())
+        {
+            getter(ref value);
+            scores.Add(value.DenseValues().ToArray());
+        }
+        return scores;
+    }
 }

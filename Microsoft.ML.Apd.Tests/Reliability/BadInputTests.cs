@@ -159,8 +159,9 @@ public sealed class BadInputTests
         yield return Exactly<ArgumentException>("data: every label NaN or ∞", () => Trainer().Fit(Load(Enumerable.Range(0, 6).Select(i => new FloatLabelRow { Label = i % 2 == 0 ? float.NaN : float.PositiveInfinity }))), "no usable rows", "6 rows had a missing or non-finite label");
         yield return Exactly<ArgumentException>("data: every key label missing", () =>
         {
-            var rows = Load(Enumerable.Range(0, 4).Select(_ => new KeyLabelRow { Label = 0 }));
-            Trainer().Fit(rows);
+            var rows = Load(Rows(4));
+            var otherLabels = Load(new[] { new LabelOnly { Label = "p" }, new LabelOnly { Label = "q" } });
+            Trainer().Fit(_ml.Transforms.Conversion.MapValueToKey("Label", keyData: otherLabels).Fit(rows).Transform(rows));
         }, "no usable rows", "4 rows had a missing or non-finite label");
         yield return Exactly<ArgumentException>("data: lone surrogate in a text label", () => Trainer().Fit(Load(Rows(10, label: i => i % 2 == 0 ? "a" : Lone)), "t9"), "label 'x", "label column 'Label'", "UTF-16");
         yield return Exactly<ArgumentException>("data: lone surrogate in the task id column", () => Trainer().Fit(Tasks(Lone)), "task id column 'TaskId'", "UTF-16");
@@ -274,10 +275,9 @@ public sealed class BadInputTests
         public float Label { get; set; }
     }
 
-    private sealed class KeyLabelRow
+    private sealed class LabelOnly
     {
-        [VectorType(TinyData.Size)] public float[] Features { get; set; } = new float[TinyData.Size];
-        [KeyType(3)] public uint Label { get; set; }
+        public string Label { get; set; } = "";
     }
 
     private sealed class NumericTaskRow

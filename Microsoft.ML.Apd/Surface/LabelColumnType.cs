@@ -107,7 +107,7 @@ internal sealed class LabelColumnType : IEquatable<LabelColumnType>
     /// </summary>
     public object Missing =>
         IsKey ? 0UL : IsText ? "" : RawType == typeof(bool) ? false
-        : RawType == typeof(float) ? float.NaN : RawType == typeof(double) ? double.NaN : 0L;
+        : RawType == typeof(float) ? (object)float.NaN : RawType == typeof(double) ? (object)double.NaN : (object)0L;
 
     /// <summary>A <see cref="ValueGetter{TValue}"/> of this type's raw type that returns the canonical <paramref name="current"/>.</summary>
     public Delegate CreateGetter(Func<object> current)
