@@ -130,6 +130,33 @@ public sealed class LimitsTests
     }
 
     [TestMethod]
+    public void SaveAtomicRefusesAFileThatDoesNotLoad()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ReliabilityData.Task(ml, 0, n: 40);
+        using var model = ml.MulticlassClassification.Trainers.Apd(ReliabilityData.Options()).Fit(data, "t0");
+        string directory = Path.Combine(Path.GetTempPath(), $"apd-verify-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        try
+        {
+            string path = Path.Combine(directory, "model.zip");
+            ml.Model.SaveAtomic(model, data.Schema, path);
+            byte[] good = File.ReadAllBytes(path);
+            // A model whose saved label set no longer matches its network: the zip is perfect, the model does not load.
+            model.LabelSets["t0"] = new TaskLabelSet(model.LabelType, new object[] { "a0", "b0", "c0" });
+            var e = Assert.ThrowsExactly<IOException>(() => ml.Model.SaveAtomic(model, data.Schema, path));
+            StringAssert.Contains(e.Message, "does not load");
+            StringAssert.Contains(e.Message, "label set");
+            CollectionAssert.AreEqual(good, File.ReadAllBytes(path), "the previous file was replaced");
+            Assert.AreEqual(1, Directory.GetFiles(directory).Length, "temporary file left behind");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void PayloadSizeIsWhatSaveWrites()
     {
         var ml = new MLContext(seed: 1);
