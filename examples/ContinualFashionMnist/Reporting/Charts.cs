@@ -13,12 +13,40 @@ public static class Charts
     public static void SaveAll(IReadOnlyList<MethodRun> runs, string directory)
     {
         SaveAccuracyMatrices(runs, Path.Combine(directory, "accuracy-matrix.png"));
-        SaveCurve(runs, r => r.Capacity, "Capacity vs tasks learned", "capacity (× one base network)", Path.Combine(directory, "capacity.png"),
-            legend: Alignment.UpperLeft, fitToData: false);
-        SaveCurve(runs, r => r.Accuracy.Select((_, i) => 100 * ContinualMetrics.AverageAccuracy(r.Accuracy, i)).ToArray(),
-            "Average accuracy over the tasks learned so far", "average accuracy (%)", Path.Combine(directory, "average-accuracy.png"),
-            legend: Alignment.LowerLeft, fitToData: true, yCeiling: 100);
+        var capacity = new Plot();
+        DrawCurves(capacity, runs, r => r.Capacity, "Capacity vs tasks learned", "capacity (× one base network)", Alignment.UpperLeft, fitToData: false);
+        capacity.SavePng(Path.Combine(directory, "capacity.png"), 640, 420);
+        SaveAverageAccuracy(runs, Path.Combine(directory, "average-accuracy.png"));
     }
+
+    /// <summary>
+    /// Average accuracy of every method on an axis fitted to all of them and, when a method falls far below the others
+    /// (fine-tuning forgets), a second panel zoomed on the methods within <see cref="ZoomPoints"/> of the best value,
+    /// where the methods that remember differ by a point or two.
+    /// </summary>
+    private static void SaveAverageAccuracy(IReadOnlyList<MethodRun> runs, string path)
+    {
+        static IReadOnlyList<double> Average(MethodRun r) => r.Accuracy.Select((_, i) => 100 * ContinualMetrics.AverageAccuracy(r.Accuracy, i)).ToArray();
+        double best = runs.Max(r => Average(r).Max());
+        var top = runs.Where(r => Average(r).Min() >= best - ZoomPoints).ToArray();
+        const string Title = "Average accuracy over the tasks learned so far", Label = "average accuracy (%)";
+        if (top.Length == runs.Count || top.Length == 0)
+        {
+            var plot = new Plot();
+            DrawCurves(plot, runs, Average, Title, Label, Alignment.LowerLeft, fitToData: true, yCeiling: 100);
+            plot.SavePng(path, 640, 420);
+            return;
+        }
+        var multiplot = new Multiplot();
+        multiplot.AddPlots(2);
+        multiplot.Layout = new ScottPlot.MultiplotLayouts.Columns();
+        DrawCurves(multiplot.GetPlot(0), runs, Average, Title, Label, Alignment.LowerLeft, fitToData: true, yCeiling: 100);
+        DrawCurves(multiplot.GetPlot(1), runs, Average, $"Zoom: {string.Join(", ", top.Select(r => r.Method))}", Label,
+            Alignment.LowerLeft, fitToData: true, yCeiling: 100, only: top);
+        multiplot.SavePng(path, 1280, 420);
+    }
+
+    private const double ZoomPoints = 6;
 
     /// <summary>One heat map per method: row i = after training task i, column j = accuracy on task j.</summary>
     public static void SaveAccuracyMatrices(IReadOnlyList<MethodRun> runs, string path)
@@ -68,14 +96,15 @@ public static class Charts
     /// fine-tune and EWC at capacity 1, stay visible side by side). <paramref name="fitToData"/> fits the y axis to the
     /// values (stated in the axis label) instead of starting it at 0.
     /// </summary>
-    private static void SaveCurve(IReadOnlyList<MethodRun> runs, Func<MethodRun, IReadOnlyList<double>> values, string title, string yLabel, string path,
-        Alignment legend, bool fitToData, double yCeiling = double.PositiveInfinity)
+    /// <param name="only">Draw only these runs (a zoom), keeping each method's color, marker and position.</param>
+    private static void DrawCurves(Plot plot, IReadOnlyList<MethodRun> runs, Func<MethodRun, IReadOnlyList<double>> values, string title, string yLabel,
+        Alignment legend, bool fitToData, double yCeiling = double.PositiveInfinity, IReadOnlyList<MethodRun>? only = null)
     {
-        var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
         const double Spread = 0.24; // tasks: the x distance between the first and the last method's points
         for (int m = 0; m < runs.Count; m++)
         {
+            if (only is not null && !only.Contains(runs[m])) continue;
             var ys = values(runs[m]).ToArray();
             double offset = runs.Count == 1 ? 0 : Spread * (m / (double)(runs.Count - 1) - 0.5);
             var line = plot.Add.Scatter(Enumerable.Range(1, ys.Length).Select(x => x + offset).ToArray(), ys, palette.GetColor(m));
@@ -87,7 +116,7 @@ public static class Charts
         }
         plot.Title(title);
         plot.XLabel("tasks learned");
-        var all = runs.SelectMany(r => values(r)).ToArray();
+        var all = (only ?? runs).SelectMany(r => values(r)).ToArray();
         if (fitToData)
         {
             double pad = Math.Max(0.5, 0.08 * (all.Max() - all.Min()));
@@ -102,6 +131,5 @@ public static class Charts
         }
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         plot.ShowLegend(legend);
-        plot.SavePng(path, 640, 420);
     }
 }
