@@ -78,27 +78,40 @@ public sealed class NetworkTests
         CollectionAssert.AreEqual(bytes, EngineTestData.Serialize(clone));
     }
 
-    /// <summary>τ is stored as int32 positions when sparse (4 bytes per non-zero) and as a bitmap of the dense shape
-    /// (1 bit per element) when denser than 1/32; both round-trip exactly and take the bytes they promise.</summary>
+    /// <summary>τ's positions are stored as varint gaps (1 byte per non-zero while gaps stay under 128) when sparse and
+    /// as a bitmap of the dense shape (1 bit per element) when that is smaller; values as float16 when every value is
+    /// one (half-precision storage rounds them so), float32 otherwise. All round-trip exactly and take the bytes they
+    /// promise.</summary>
     [TestMethod]
-    [DataRow(0.02, 4L, DisplayName = "2 % non-zeros: index list")]
-    [DataRow(0.30, 0L, DisplayName = "30 % non-zeros: bitmap")]
-    public void SparseAdaptiveRoundTripsInTheSmallerEncoding(double density, long bytesPerPosition)
+    [DataRow(0.02, false, DisplayName = "2 % non-zeros: gaps, float32")]
+    [DataRow(0.02, true, DisplayName = "2 % non-zeros: gaps, float16")]
+    [DataRow(0.30, false, DisplayName = "30 % non-zeros: bitmap, float32")]
+    [DataRow(0.30, true, DisplayName = "30 % non-zeros: bitmap, float16")]
+    public void SparseAdaptiveRoundTripsInTheSmallerEncoding(double density, bool halfPrecision)
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(5);
         long[] shape = [64, 100];
         var dense = where(rand(shape, generator: generator) < density, randn(shape, generator: generator), zeros(shape));
-        using var sparse = SparseAdaptive.FromDense(dense, 0);
+        using var sparse = SparseAdaptive.FromDense(dense, 0, halfPrecision);
         using var stream = new MemoryStream();
         using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) ApdNetwork.WriteSparse(writer, sparse);
 
-        long positions = bytesPerPosition > 0 ? sparse.NonZeros * bytesPerPosition : 6400 / 8;
-        Assert.AreEqual(8 + 1 + positions + 4 * sparse.NonZeros, stream.Length);
+        var indices = sparse.Indices.data<long>().ToArray();
+        long gapBytes = indices.Select((index, i) => index - (i == 0 ? -1 : indices[i - 1]) - 1 < 128 ? 1L : 2L).Sum();
+        long positions = density < 0.1 ? gapBytes : 6400 / 8;
+        Assert.AreEqual(8 + 1 + positions + 1 + (halfPrecision ? 2 : 4) * sparse.NonZeros, stream.Length);
         stream.Position = 0;
         using var read = ApdNetwork.ReadSparse(new BinaryReader(stream), shape, CPU);
-        CollectionAssert.AreEqual(sparse.Indices.data<long>().ToArray(), read.Indices.data<long>().ToArray());
+        CollectionAssert.AreEqual(indices, read.Indices.data<long>().ToArray());
         CollectionAssert.AreEqual(sparse.Values.data<float>().ToArray(), read.Values.data<float>().ToArray());
+        if (halfPrecision)
+        {
+            var original = dense.reshape(-1).index_select(0, sparse.Indices);
+            // Nearest float16: 11 significant bits (half a unit in the last place), or 2^-25 among the subnormals.
+            float beyond = ((sparse.Values - original).abs() - original.abs() / 2048).max().item<float>();
+            Assert.IsLessThanOrEqualTo(MathF.Pow(2, -25), beyond, "rounded to the nearest float16");
+        }
     }
 
     [TestMethod]

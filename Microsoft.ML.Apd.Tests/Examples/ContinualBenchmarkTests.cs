@@ -60,6 +60,16 @@ public sealed class ContinualBenchmarkTests
         var settings = CommandLineOptions.Parse(["--apd-sparsity", "8e-4", "--apd-retroactive", "exact"]);
         Assert.AreEqual(8e-4, settings.ApdSparsityStrength);
         Assert.AreEqual(RetroactiveUpdateMode.Exact, settings.ApdRetroactiveUpdate);
+
+        var library = new ApdTrainer.Options().ToHyperparameters(1);
+        Assert.AreEqual(library with { Seed = 1 }, ApdMethod.Options(defaults).ToHyperparameters(1));
+        var paper = CommandLineOptions.Parse(["--apd-preset", "paper"]);
+        Assert.AreEqual(ApdTrainer.Options.Paper().ToHyperparameters(1), ApdMethod.Options(paper).ToHyperparameters(1));
+        var levers = ApdMethod.Options(CommandLineOptions.Parse(["--apd-preset", "paper", "--apd-prox", "0.4", "--apd-zero-start", "true",
+            "--apd-first-task-adaptive", "false", "--apd-mask-logit", "3", "--apd-half", "true"]));
+        Assert.AreEqual((0.4, true, false, (double?)3, true),
+            (levers.ProximalStrength, levers.AdaptiveStartsAtZero, levers.TrainFirstTaskAdaptive, levers.InitialMaskLogit, levers.HalfPrecisionStorage));
+        Assert.IsNull(ApdMethod.Options(CommandLineOptions.Parse(["--apd-mask-logit", "random"])).InitialMaskLogit);
     }
 
     [TestMethod]

@@ -21,6 +21,7 @@ internal static class KnowledgeConsolidation
         network.ConsolidationCount++;
         int clusters = Math.Clamp(hyperparameters.InitialClusterCount + hyperparameters.ClusterCountIncrement * (network.ConsolidationCount - 1), 1, tasks.Length);
         float beta = (float)hyperparameters.ConsolidationThreshold;
+        bool half = hyperparameters.HalfPrecisionStorage;
         for (int l = 0; l < network.Layers.Count; l++)
         {
             var layer = network.Layers[l];
@@ -38,9 +39,10 @@ internal static class KnowledgeConsolidation
                 if (members.Length == 0) continue;
                 if (members.Length == 1)
                 {
-                    // Alone in its cluster: τ_i := σ̃ + τ_i (the same sum θ used before, so θ_i is unchanged bit for bit).
+                    // Alone in its cluster: τ_i := σ̃ + τ_i (the same sum θ used before, so θ_i is unchanged bit for bit,
+                    // unless half-precision storage rounds a sum of two stored values).
                     var slot = layer.Slots[tasks[members[0]]];
-                    slot.ReplaceAdaptive(SparseAdaptive.FromDense(full[members[0]].reshape(layer.WeightShape), 0));
+                    slot.ReplaceAdaptive(SparseAdaptive.FromDense(full[members[0]].reshape(layer.WeightShape), 0, half));
                     slot.Group = g;
                     continue;
                 }
@@ -52,11 +54,11 @@ internal static class KnowledgeConsolidation
                 var locallyShared = where(shared, (max + min) / 2, zeros_like(max));
                 // Stored hard-thresholded like τ (the authors prune σ̃_g by λ₁ at inference): θ_i then moves by at most
                 // β/2 + λ₁ at shared elements.
-                layer.LocallyShared[g] = SparseAdaptive.FromDense(locallyShared.reshape(layer.WeightShape), hyperparameters.SparsityStrength);
+                layer.LocallyShared[g] = SparseAdaptive.FromDense(locallyShared.reshape(layer.WeightShape), hyperparameters.SparsityStrength, half);
                 foreach (var i in members)
                 {
                     var slot = layer.Slots[tasks[i]];
-                    slot.ReplaceAdaptive(SparseAdaptive.FromDense(where(shared, zeros_like(max), full[i]).reshape(layer.WeightShape), 0));
+                    slot.ReplaceAdaptive(SparseAdaptive.FromDense(where(shared, zeros_like(max), full[i]).reshape(layer.WeightShape), 0, half));
                     slot.Group = g;
                 }
             }

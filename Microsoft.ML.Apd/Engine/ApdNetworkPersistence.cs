@@ -1,15 +1,19 @@
+using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Apd.Engine;
 
-/// <summary>Binary format of an <see cref="ApdNetwork"/>: little-endian, float32 tensors, sparse τ and σ̃ as
-/// (count, positions, float32 values), the positions as int32 flat indices or, when that is smaller (density above
-/// 1/32), as a bitmap of the dense shape. Every count and shape is validated against <see cref="ApdLimits"/> and
+/// <summary>Binary format of an <see cref="ApdNetwork"/>: little-endian, float32 dense tensors, sparse τ and σ̃ as
+/// (count, positions, values). Version 3 (this build writes it) stores each sparse tensor's positions in the smaller
+/// of two encodings — LEB128 varints of the gaps between successive flat positions, or a bitmap of the dense shape —
+/// and its values as float16 when every value is exactly a float16 (half-precision storage rounds them so), float32
+/// otherwise. Version 2 (still read) had int32 indices or a bitmap, and float32 values. Every count and shape is validated against <see cref="ApdLimits"/> and
 /// against the bytes that remain before anything is allocated.</summary>
 internal sealed partial class ApdNetwork
 {
     private const uint Magic = 0x31445041; // "APD1"
-    private const int FormatVersion = 2;
+    private const int FormatVersion = 3;
+    private const int OldestReadableVersion = 2;
 
     /// <summary>Writes everything needed to predict and continue training (no optimizer state).</summary>
     public void Save(BinaryWriter writer)
@@ -66,7 +70,8 @@ internal sealed partial class ApdNetwork
         try
         {
             if (reader.ReadUInt32() != Magic) throw new InvalidDataException("Not an APD network.");
-            if (reader.ReadInt32() != FormatVersion) throw new InvalidDataException("Unsupported APD format version.");
+            int version = reader.ReadInt32();
+            if (version < OldestReadableVersion || version > FormatVersion) throw new InvalidDataException($"Unsupported APD format version {version}.");
             int inputSize = ReadCount(reader, int.MaxValue, "input size");
             var hidden = new List<int>();
             int hiddenCount = ReadCount(reader, ApdLimits.MaxHiddenLayers, "hidden layer count");
@@ -128,7 +133,7 @@ internal sealed partial class ApdNetwork
                     try
                     {
                         bias = ReadDense(reader, [shape[0]], device);
-                        adaptive = ReadSparse(reader, shape, device);
+                        adaptive = ReadSparse(reader, shape, device, version);
                         int group = reader.ReadInt32();
                         if (group < -1) throw new InvalidDataException("Invalid group id.");
                         layer.Slots[task] = new TaskSlot(maskLogits, bias, adaptive, group >= 0 ? group : null);
@@ -144,7 +149,7 @@ internal sealed partial class ApdNetwork
                 {
                     int id = ReadCount(reader, int.MaxValue, "group id");
                     if (layer.LocallyShared.ContainsKey(id)) throw new InvalidDataException("Duplicate group id.");
-                    layer.LocallyShared[id] = ReadSparse(reader, shape, device);
+                    layer.LocallyShared[id] = ReadSparse(reader, shape, device, version);
                 }
             }
             return network;
@@ -196,7 +201,8 @@ internal sealed partial class ApdNetwork
         return data;
     }
 
-    private const byte IndexList = 0, Bitmap = 1;
+    private const byte IndexList = 0, Bitmap = 1, Gaps = 2;
+    private const byte SinglePrecision = 0, HalfPrecision = 1;
 
     internal static void WriteSparse(BinaryWriter writer, SparseAdaptive sparse)
     {
@@ -205,11 +211,17 @@ internal sealed partial class ApdNetwork
         var values = sparse.Values.detach().cpu().contiguous().data<float>().ToArray();
         long size = sparse.DenseSize;
         writer.Write((long)indices.Length);
-        // int32 suffices: no tensor has more than ApdLimits.MaxTensorElements (2^28) elements.
-        if ((long)indices.Length * sizeof(int) <= BitmapBytes(size))
+        // Gaps take at most 5 bytes (no tensor has more than ApdLimits.MaxTensorElements = 2^28 elements), rarely more
+        // than 1 or 2, so they beat v2's int32 list; a bitmap wins above a density of about 1/8.
+        if (GapBytes(indices) <= BitmapBytes(size))
         {
-            writer.Write(IndexList);
-            foreach (long index in indices) writer.Write((int)index);
+            writer.Write(Gaps);
+            long previous = -1;
+            foreach (long index in indices)
+            {
+                WriteVarint(writer, (ulong)(index - previous - 1));
+                previous = index;
+            }
         }
         else
         {
@@ -218,27 +230,104 @@ internal sealed partial class ApdNetwork
             foreach (long index in indices) bitmap[index >> 3] |= (byte)(1 << (int)(index & 7));
             writer.Write(bitmap);
         }
-        writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+        if (values.All(v => (float)(Half)v == v))
+        {
+            writer.Write(HalfPrecision);
+            writer.Write(MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()));
+        }
+        else
+        {
+            writer.Write(SinglePrecision);
+            writer.Write(MemoryMarshal.AsBytes(values.AsSpan()));
+        }
     }
 
     private static long BitmapBytes(long size) => (size + 7) / 8;
 
-    internal static SparseAdaptive ReadSparse(BinaryReader reader, long[] shape, Device device)
+    /// <summary>Bytes of the gap encoding: one LEB128 varint (7 bits per byte) per position.</summary>
+    private static long GapBytes(long[] indices)
+    {
+        long bytes = 0, previous = -1;
+        foreach (long index in indices)
+        {
+            bytes += VarintBytes((ulong)(index - previous - 1));
+            previous = index;
+        }
+        return bytes;
+    }
+
+    private static int VarintBytes(ulong value)
+    {
+        int bytes = 1;
+        while (value >= 0x80) { value >>= 7; bytes++; }
+        return bytes;
+    }
+
+    private static void WriteVarint(BinaryWriter writer, ulong value)
+    {
+        while (value >= 0x80)
+        {
+            writer.Write((byte)(value | 0x80));
+            value >>= 7;
+        }
+        writer.Write((byte)value);
+    }
+
+    internal static SparseAdaptive ReadSparse(BinaryReader reader, long[] shape, Device device, int version = FormatVersion)
     {
         long size = Numel(shape);
         long count = reader.ReadInt64();
         if (count < 0 || count > size) throw new InvalidDataException($"Invalid non-zero count {count}.");
         byte encoding = reader.ReadByte();
-        ApdLimits.CheckRemaining(reader, (encoding == Bitmap ? BitmapBytes(size) : count * sizeof(int)) + count * sizeof(float),
+        // At least one byte per gap, and the smallest values (float16 in format 3) must remain.
+        long positionBytes = encoding switch { Bitmap => BitmapBytes(size), Gaps => count, _ => count * sizeof(int) };
+        ApdLimits.CheckRemaining(reader, positionBytes + count * (version < 3 ? sizeof(float) : 2),
             $"a sparse tensor of {count:N0} values");
         var indices = encoding switch
         {
             IndexList => ReadIndexList(reader, count, size),
             Bitmap => ReadBitmap(reader, count, size),
+            Gaps when version >= 3 => ReadGaps(reader, count, size),
             var kind => throw new InvalidDataException($"Unknown sparse encoding {kind}."),
         };
-        var values = ReadFloats(reader, count);
+        var values = version < 3 ? ReadFloats(reader, count) : reader.ReadByte() switch
+        {
+            SinglePrecision => ReadFloats(reader, count),
+            HalfPrecision => ReadHalves(reader, count),
+            var kind => throw new InvalidDataException($"Unknown value encoding {kind}."),
+        };
         return SparseAdaptive.FromParts(shape, tensor(indices, device: device), tensor(values, device: device));
+    }
+
+    private static float[] ReadHalves(BinaryReader reader, long count)
+    {
+        ApdLimits.CheckRemaining(reader, count * 2, $"a tensor of {count:N0} float16 values");
+        var halves = new Half[count];
+        reader.BaseStream.ReadExactly(MemoryMarshal.AsBytes(halves.AsSpan()));
+        var data = halves.Select(h => (float)h).ToArray();
+        foreach (var v in data) if (!float.IsFinite(v)) throw new InvalidDataException("Non-finite parameter.");
+        return data;
+    }
+
+    private static long[] ReadGaps(BinaryReader reader, long count, long size)
+    {
+        var indices = new long[count];
+        long previous = -1;
+        for (long i = 0; i < count; i++)
+        {
+            ulong gap = 0;
+            for (int shift = 0; ; shift += 7)
+            {
+                if (shift > 35) throw new InvalidDataException("Sparse position gap too long.");
+                byte b = reader.ReadByte();
+                gap |= (ulong)(b & 0x7F) << shift;
+                if (b < 0x80) break;
+            }
+            if (gap >= (ulong)(size - previous - 1)) throw new InvalidDataException("Sparse positions out of range.");
+            previous += (long)gap + 1;
+            indices[i] = previous;
+        }
+        return indices;
     }
 
     private static long[] ReadIndexList(BinaryReader reader, long count, long size)

@@ -25,16 +25,24 @@ internal sealed class SparseAdaptive : IDisposable
     public long DenseSize => Shape.Aggregate(1L, (a, b) => a * b);
 
     /// <summary>Keeps the elements with |x| &gt; <paramref name="threshold"/> (hard threshold: |τ| ≤ λ₁ ⇒ 0).
-    /// With threshold 0 exactly the non-zeros are kept. The result lives outside any dispose scope.</summary>
-    public static SparseAdaptive FromDense(Tensor dense, double threshold)
+    /// With threshold 0 exactly the non-zeros are kept. With <paramref name="halfPrecision"/> the kept values are rounded
+    /// to the nearest 16-bit float (still held as float32), so storing them in half precision loses nothing; an
+    /// element that rounds to 0 is dropped. The result lives outside any dispose scope.</summary>
+    public static SparseAdaptive FromDense(Tensor dense, double threshold, bool halfPrecision = false)
     {
         using var scope = NewDisposeScope();
         var flat = dense.detach().reshape(-1);
+        if (halfPrecision) flat = RoundToHalf(flat);
         var keep = threshold > 0 ? flat.abs() > threshold : flat.ne(0);
         var indices = keep.nonzero().reshape(-1);
         var values = flat.index_select(0, indices).clone();
         return new SparseAdaptive(dense.shape.ToArray(), indices.DetachFromDisposeScope(), values.DetachFromDisposeScope());
     }
+
+    /// <summary>x rounded to the nearest float16 (ties to even, as <see cref="Half"/>), as float32 (caller's scope).
+    /// Values beyond float16's range stay as they are (the file then keeps that tensor in float32).</summary>
+    public static Tensor RoundToHalf(Tensor x)
+        => where(x.abs() <= (double)Half.MaxValue, x.to(ScalarType.Float16).to(ScalarType.Float32), x);
 
     /// <summary>Builds from explicit parts (takes ownership); validation is the caller's job.</summary>
     public static SparseAdaptive FromParts(long[] shape, Tensor indices, Tensor values) => new(shape, indices, values);

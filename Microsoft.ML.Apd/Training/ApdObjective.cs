@@ -52,6 +52,18 @@ internal static class ApdObjective
         foreach (var p in parameters) GradientOf(p).add_(p, 2 * lambda * scale);
     }
 
+    /// <summary>The proximal step of an L1 term after a gradient step: x ← sign(x)·max(|x| − <paramref name="shrink"/>, 0)
+    /// in place, so every element the step moves within the shrink of zero becomes exactly 0.</summary>
+    public static void ShrinkProximally(IEnumerable<Parameter> parameters, double shrink)
+    {
+        using var noGrad = no_grad();
+        foreach (var p in parameters)
+        {
+            using var scope = NewDisposeScope();
+            p.copy_(nn.functional.softshrink(p, shrink));
+        }
+    }
+
     private static Tensor GradientOf(Parameter p)
         => p.grad ?? throw new InvalidOperationException("The task loss's backward pass did not reach this parameter.");
 

@@ -20,10 +20,12 @@ namespace Microsoft.ML.Apd.Engine;
 /// <see cref="Commit"/>) every τ_i jumps to the exact minimiser of its part of the term for the current σ,
 /// </para>
 /// <code>
-///   τ_i = S_κ(τ_i* − Δσ ⊙ M_i),   κ = λ₁ / 2λ₂,   S_κ(u) = sign(u) · max(|u| − κ, 0)   (soft thresholding)
+///   τ_i = S_κ(τ_i* − Δσ ⊙ M_i),   κ = λ₁' / 2λ₂,   S_κ(u) = sign(u) · max(|u| − κ, 0)   (soft thresholding)
 /// </code>
 /// <para>
-/// on its support S_i (its non-zeros when task t starts, plus re-activated elements; elsewhere τ_i stays 0). Between
+/// on its support S_i (its non-zeros when task t starts, plus re-activated elements; elsewhere τ_i stays 0). λ₁' is the
+/// L1 strength on τ_i: λ₁, plus ρ / GradientScale when proximal shrinking is on (see
+/// <see cref="ApdHyperparameters.ProximalStrength"/>; the dense reference applies that share as proximal steps). Between
 /// refreshes a step costs O(P) whatever the number of tasks (A, C and the constant Σ‖Δτ_i‖² + λ₁Σ‖τ_i‖₁ are kept),
 /// a refresh O(Σ nnz), and the earlier τ_i have no optimizer state. The dense reference trains the same τ_i with Adam
 /// at every step instead; both minimise the same objective, and with the same τ_i the two terms and their σ-gradients
@@ -38,7 +40,8 @@ namespace Microsoft.ML.Apd.Engine;
 internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
 {
     private readonly string[] _tasks;
-    private readonly double _lambda1, _lambda2, _kappa;
+    private readonly double _lambda1, _lambda2, _kappa, _threshold;
+    private readonly bool _halfPrecision;
     private readonly List<LayerState> _layers = new();
 
     /// <summary>What one layer needs: σ*, A, the tasks' masks and supports, and C with the constant part of the term.</summary>
@@ -83,8 +86,12 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     public FastRetroactiveUpdate(ApdNetwork network, ApdHyperparameters hyperparameters)
     {
         _tasks = network.Tasks.ToArray();
-        _lambda1 = hyperparameters.SparsityStrength;
+        // The L1 on the earlier τ_i includes the proximal shrinking's share, ρ / GradientScale: Exact's τ_i are
+        // shrunk by the session's proximal steps; here the closed form minimises the same L1.
+        _lambda1 = hyperparameters.RetroactiveSparsityStrength;
         _lambda2 = hyperparameters.RetroactiveStrength;
+        _threshold = hyperparameters.SparsityStrength;
+        _halfPrecision = hyperparameters.HalfPrecisionStorage;
         // λ₂ = 0: nothing ties θ_i to θ_i*, and λ₁‖τ_i‖₁ alone is minimised by τ_i = 0 (κ = ∞, as large as float32 allows).
         _kappa = _lambda2 > 0 ? _lambda1 / (2 * _lambda2) : float.MaxValue;
         if (_tasks.Length == 0) return;
@@ -200,7 +207,7 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
 
     private long Reactivate(LayerState state, Tensor flatDrift)
     {
-        double bound = _lambda1 + _kappa;
+        double bound = _threshold + _kappa;
         var perTask = new (Tensor Indices, Tensor Values)[_tasks.Length];
         long count = 0;
         for (int i = 0; i < _tasks.Length; i++)
@@ -242,7 +249,7 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
             var layer = network.Layers[l];
             var adaptive = Adaptive(l);
             for (int i = 0; i < _tasks.Length; i++)
-                layer.Slots[_tasks[i]].ReplaceAdaptive(SparseAdaptive.FromDense(adaptive[i], _lambda1));
+                layer.Slots[_tasks[i]].ReplaceAdaptive(SparseAdaptive.FromDense(adaptive[i], _threshold, _halfPrecision));
         }
     }
 

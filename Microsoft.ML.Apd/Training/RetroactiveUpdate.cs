@@ -51,7 +51,8 @@ internal static class RetroactiveUpdate
 internal sealed class ExactRetroactiveUpdate : IRetroactiveUpdate
 {
     private readonly string[] _tasks;
-    private readonly double _lambda1, _lambda2;
+    private readonly double _lambda1, _lambda2, _threshold;
+    private readonly bool _halfPrecision;
     private readonly List<Parameter> _adaptive = new();
     private readonly List<Tensor> _masks = new();
     private readonly List<Tensor?> _locallyShared = new();
@@ -60,8 +61,12 @@ internal sealed class ExactRetroactiveUpdate : IRetroactiveUpdate
     public ExactRetroactiveUpdate(ApdNetwork network, ApdHyperparameters hyperparameters)
     {
         _tasks = network.Tasks.ToArray();
+        // The subgradient term keeps λ₁: the proximal part of the L1 is applied by the session's proximal steps,
+        // which shrink these τ_i as they shrink τ_t.
         _lambda1 = hyperparameters.SparsityStrength;
         _lambda2 = hyperparameters.RetroactiveStrength;
+        _threshold = hyperparameters.SparsityStrength;
+        _halfPrecision = hyperparameters.HalfPrecisionStorage;
         if (_tasks.Length == 0) return;
         using var noGrad = no_grad();
         foreach (var layer in network.Layers)
@@ -133,7 +138,7 @@ internal sealed class ExactRetroactiveUpdate : IRetroactiveUpdate
             for (int i = 0; i < _tasks.Length; i++)
             {
                 using var scope = NewDisposeScope();
-                layer.Slots[_tasks[i]].ReplaceAdaptive(SparseAdaptive.FromDense(_adaptive[l][i], _lambda1));
+                layer.Slots[_tasks[i]].ReplaceAdaptive(SparseAdaptive.FromDense(_adaptive[l][i], _threshold, _halfPrecision));
             }
         }
     }

@@ -15,6 +15,8 @@ internal sealed class TaskTrainingSession : IDisposable
     private readonly ApdNetwork _network;
     private readonly ApdHyperparameters _hyperparameters;
     private readonly bool _isFirstTask;
+    // False on the first task when TrainFirstTaskAdaptive is off: τ_1 stays 0 and is no parameter of the optimizer.
+    private readonly bool _trainsAdaptive;
     private bool _committed;
 
     public TaskTrainingSession(ApdNetwork network, string task, int classCount, ApdHyperparameters hyperparameters, Generator generator)
@@ -27,13 +29,18 @@ internal sealed class TaskTrainingSession : IDisposable
         using (no_grad())
         using (NewDisposeScope())
         {
+            _trainsAdaptive = !_isFirstTask || hyperparameters.TrainFirstTaskAdaptive;
             foreach (var layer in network.Layers)
             {
                 Shared.Add(Trainable(layer.Shared.detach().clone()));
                 // As in the authors' code: mask logits and biases drawn like every variable (variance scaling, 1-D
-                // fan_in = length), τ_t starts as a copy of σ (also for the first task).
-                MaskLogits.Add(Trainable(VarianceScaling.Sample([layer.OutputCount], layer.OutputCount, generator, device)));
-                Adaptive.Add(Trainable(layer.Shared.detach().clone()));
+                // fan_in = length), τ_t starts as a copy of σ (also for the first task). The compact options start
+                // τ_t at zero, and leave τ_1 at zero, untrained.
+                MaskLogits.Add(Trainable(hyperparameters.InitialMaskLogit is double logit
+                    ? full([layer.OutputCount], logit, device: device)
+                    : VarianceScaling.Sample([layer.OutputCount], layer.OutputCount, generator, device)));
+                var adaptive = hyperparameters.AdaptiveStartsAtZero || !_trainsAdaptive ? zeros_like(layer.Shared) : layer.Shared.detach().clone();
+                Adaptive.Add(_trainsAdaptive ? Trainable(adaptive) : Fixed(adaptive));
                 Biases.Add(Trainable(VarianceScaling.Sample([layer.OutputCount], layer.OutputCount, generator, device)));
             }
             long headInput = network.HeadInputSize;
@@ -51,13 +58,23 @@ internal sealed class TaskTrainingSession : IDisposable
         return parameter;
     }
 
+    /// <summary>Like <see cref="Trainable"/>, without gradient: a value the objective reads and nothing trains.</summary>
+    private static Parameter Fixed(Tensor value)
+    {
+        var parameter = new Parameter(value.detach(), requires_grad: false);
+        parameter.DetachFromDisposeScope();
+        return parameter;
+    }
+
     public string Task { get; }
     /// <summary>σ per layer.</summary>
     public List<Parameter> Shared { get; } = new();
     /// <summary>v_t per layer.</summary>
     public List<Parameter> MaskLogits { get; } = new();
-    /// <summary>τ_t per layer (dense while training).</summary>
+    /// <summary>τ_t per layer (dense while training; fixed at 0 when the first task trains no τ).</summary>
     public List<Parameter> Adaptive { get; } = new();
+    /// <summary>The τ the optimizer trains: τ_t (unless fixed at 0) and, with the dense retroactive update, the earlier τ_i.</summary>
+    private IEnumerable<Parameter> TrainedAdaptive => (_trainsAdaptive ? Adaptive : []).Concat(Retroactive.Parameters);
     /// <summary>b_t per layer.</summary>
     public List<Parameter> Biases { get; } = new();
     public Parameter HeadWeight { get; }
@@ -65,7 +82,7 @@ internal sealed class TaskTrainingSession : IDisposable
     public IRetroactiveUpdate Retroactive { get; }
 
     public IEnumerable<Parameter> TrainableParameters
-        => Shared.Concat(MaskLogits).Concat(Adaptive).Concat(Biases).Append(HeadWeight).Append(HeadBias).Concat(Retroactive.Parameters);
+        => Shared.Concat(MaskLogits).Concat(_trainsAdaptive ? Adaptive : []).Concat(Biases).Append(HeadWeight).Append(HeadBias).Concat(Retroactive.Parameters);
 
     /// <summary>Logits of task t with θ_t = σ ⊙ M_t + τ_t (τ_t dense, not thresholded: thresholding is for storage).</summary>
     public Tensor Logits(Tensor features)
@@ -101,19 +118,22 @@ internal sealed class TaskTrainingSession : IDisposable
         (taskLoss * scale).backward();
         Retroactive.AddGradients(Shared, scale);
         using var noGrad = no_grad();
-        ApdObjective.AddL1Gradient(Adaptive, h.SparsityStrength, scale);
-        ApdObjective.AddSquaredL2Gradient(Adaptive.Concat(MaskLogits), h.WeightDecay, scale);
+        var adaptive = _trainsAdaptive ? Adaptive : [];
+        ApdObjective.AddL1Gradient(adaptive, h.SparsityStrength, scale);
+        ApdObjective.AddSquaredL2Gradient(adaptive.Concat(MaskLogits), h.WeightDecay, scale);
         if (h.MaskSparsityStrength != 0) ApdObjective.AddL1Gradient(MaskLogits, h.MaskSparsityStrength, scale);
         if (_isFirstTask) ApdObjective.AddSquaredL2Gradient(Shared, h.WeightDecay, scale);
         return taskLoss.detach();
     }
 
-    /// <summary>One optimisation step on a batch: <see cref="Backward"/>, then the optimizer. Returns the task loss
-    /// before the step (a scalar tensor in the caller's scope).</summary>
+    /// <summary>One optimisation step on a batch: <see cref="Backward"/>, the optimizer, then (when ρ &gt; 0) the proximal
+    /// step of every trained τ. Returns the task loss before the step (a scalar tensor in the caller's scope).</summary>
     public Tensor Step(FlatAdam optimizer, Tensor features, Tensor labels)
     {
         var loss = Backward(features, labels);
         optimizer.Step();
+        if (_hyperparameters.ProximalStrength > 0)
+            ApdObjective.ShrinkProximally(TrainedAdaptive, optimizer.LearningRate * _hyperparameters.ProximalStrength);
         return loss;
     }
 
@@ -130,7 +150,8 @@ internal sealed class TaskTrainingSession : IDisposable
         for (int l = 0; l < _network.Layers.Count; l++)
         {
             _network.Layers[l].ReplaceShared(TensorOwnership.Copy(Shared[l]));
-            slots.Add(new TaskSlot(TensorOwnership.Copy(MaskLogits[l]), TensorOwnership.Copy(Biases[l]), SparseAdaptive.FromDense(Adaptive[l], threshold)));
+            slots.Add(new TaskSlot(TensorOwnership.Copy(MaskLogits[l]), TensorOwnership.Copy(Biases[l]),
+                SparseAdaptive.FromDense(Adaptive[l], threshold, _hyperparameters.HalfPrecisionStorage)));
         }
         Retroactive.Commit(_network);
         _network.AdaptiveThreshold = threshold;

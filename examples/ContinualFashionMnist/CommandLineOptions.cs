@@ -21,6 +21,12 @@ public static class CommandLineOptions
           --ewc-lambda X --ewc-samples N     EWC penalty strength (default 1000) and Fisher sample count (default 200)
           --apd-retroactive exact|fast       APD's retroactive update: the library's default (fast) or the dense exact reference
           --apd-sparsity λ₁                  APD's SparsityStrength (default 4e-4): larger = sparser τ, smaller model
+          --apd-preset default|paper         APD's options: the library's defaults or the authors' algorithm (Options.Paper())
+          --apd-first-task-adaptive B        compactness options over the preset (B = true|false): train τ on task 1,
+          --apd-zero-start B                 start τ_t at zero,
+          --apd-prox ρ                       proximal shrinking strength (0 = off),
+          --apd-mask-logit v|random          initial mask logit,
+          --apd-half B                       store τ in half precision
           --train-limit N --test-limit N     use at most N images per task (quick runs)
           --out DIR                          output directory (default ./apd-results)
 
@@ -40,6 +46,7 @@ public static class CommandLineOptions
         string? Take(string name) => values.Remove(name, out var value) ? value : null;
         int? Int(string name) => Take(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : null;
         double? Double(string name) => Take(name) is { } v ? double.Parse(v, CultureInfo.InvariantCulture) : null;
+        bool? Bool(string name) => Take(name) is { } v ? bool.Parse(v) : null;
 
         var defaults = new ExperimentSettings();
         var scenario = Take("scenario") is { } s ? Enum.Parse<ScenarioKind>(s, ignoreCase: true) : defaults.Scenario;
@@ -61,6 +68,12 @@ public static class CommandLineOptions
             EwcFisherSamples = Int("ewc-samples") ?? defaults.EwcFisherSamples,
             ApdRetroactiveUpdate = Take("apd-retroactive") is { } r ? Enum.Parse<RetroactiveUpdateMode>(r, ignoreCase: true) : defaults.ApdRetroactiveUpdate,
             ApdSparsityStrength = Double("apd-sparsity") ?? defaults.ApdSparsityStrength,
+            ApdPreset = Take("apd-preset") is { } p ? Enum.Parse<ApdPreset>(p, ignoreCase: true) : defaults.ApdPreset,
+            ApdTrainFirstTaskAdaptive = Bool("apd-first-task-adaptive"),
+            ApdAdaptiveStartsAtZero = Bool("apd-zero-start"),
+            ApdProximalStrength = Double("apd-prox"),
+            ApdInitialMaskLogit = Take("apd-mask-logit") is { } v ? (v == "random" ? double.NaN : double.Parse(v, CultureInfo.InvariantCulture)) : null,
+            ApdHalfPrecisionStorage = Bool("apd-half"),
             DataDirectory = data switch { "subset" => null, "full" => FashionMnist.DebianDirectory, _ => data },
             TrainLimit = Int("train-limit"),
             TestLimit = Int("test-limit"),

@@ -18,17 +18,27 @@ public sealed class ApdMethod : IContinualMethod
     public ApdMethod(ExperimentSettings settings)
     {
         _ml = new MLContext(seed: settings.Seed);
-        _trainer = _ml.MulticlassClassification.Trainers.Apd(new ApdTrainer.Options
-        {
-            HiddenLayerSizes = settings.HiddenLayerSizes.ToArray(),
-            NumberOfEpochs = settings.Epochs,
-            BatchSize = settings.BatchSize,
-            LearningRate = settings.LearningRate,
-            Seed = settings.Seed,
-            RetroactiveUpdate = settings.ApdRetroactiveUpdate,
-            SparsityStrength = settings.ApdSparsityStrength,
-            Progress = new ForwardingProgress(this),
-        });
+        _trainer = _ml.MulticlassClassification.Trainers.Apd(Options(settings, new ForwardingProgress(this)));
+    }
+
+    /// <summary>The run's APD options: the preset, the shared training settings, then any option given explicitly.</summary>
+    public static ApdTrainer.Options Options(ExperimentSettings settings, IProgress<ApdTrainingProgress>? progress = null)
+    {
+        var o = settings.ApdPreset == ApdPreset.Paper ? ApdTrainer.Options.Paper() : new ApdTrainer.Options();
+        o.HiddenLayerSizes = settings.HiddenLayerSizes.ToArray();
+        o.NumberOfEpochs = settings.Epochs;
+        o.BatchSize = settings.BatchSize;
+        o.LearningRate = settings.LearningRate;
+        o.Seed = settings.Seed;
+        o.RetroactiveUpdate = settings.ApdRetroactiveUpdate;
+        o.SparsityStrength = settings.ApdSparsityStrength;
+        o.TrainFirstTaskAdaptive = settings.ApdTrainFirstTaskAdaptive ?? o.TrainFirstTaskAdaptive;
+        o.AdaptiveStartsAtZero = settings.ApdAdaptiveStartsAtZero ?? o.AdaptiveStartsAtZero;
+        o.ProximalStrength = settings.ApdProximalStrength ?? o.ProximalStrength;
+        o.InitialMaskLogit = settings.ApdInitialMaskLogit is { } logit ? (double.IsNaN(logit) ? null : logit) : o.InitialMaskLogit;
+        o.HalfPrecisionStorage = settings.ApdHalfPrecisionStorage ?? o.HalfPrecisionStorage;
+        o.Progress = progress;
+        return o;
     }
 
     public string Name => ContinualMethods.Apd;

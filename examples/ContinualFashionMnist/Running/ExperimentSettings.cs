@@ -28,6 +28,17 @@ public sealed record ExperimentSettings
     /// <summary>APD's λ₁ (<see cref="ApdTrainer.Options.SparsityStrength"/>).</summary>
     public double ApdSparsityStrength { get; init; } = new ApdTrainer.Options().SparsityStrength;
 
+    /// <summary>APD's starting options: the library's defaults, or the authors' algorithm (<see cref="ApdTrainer.Options.Paper"/>).</summary>
+    public ApdPreset ApdPreset { get; init; } = ApdPreset.Default;
+
+    /// <summary>Compactness options over the preset's (null: the preset's value); see <see cref="ApdTrainer.Options"/>.</summary>
+    public bool? ApdTrainFirstTaskAdaptive { get; init; }
+    public bool? ApdAdaptiveStartsAtZero { get; init; }
+    public double? ApdProximalStrength { get; init; }
+    /// <summary>A mask logit, or NaN for the random initialisation.</summary>
+    public double? ApdInitialMaskLogit { get; init; }
+    public bool? ApdHalfPrecisionStorage { get; init; }
+
     /// <summary>Data directory with the full idx .gz files; null for the embedded subset.</summary>
     public string? DataDirectory { get; init; }
 
@@ -36,4 +47,13 @@ public sealed record ExperimentSettings
     public int? TestLimit { get; init; }
 
     public string OutputDirectory { get; init; } = "apd-results";
+}
+
+/// <summary>Where APD's options start from.</summary>
+public enum ApdPreset
+{
+    /// <summary><c>new ApdTrainer.Options()</c>.</summary>
+    Default,
+    /// <summary><see cref="ApdTrainer.Options.Paper"/>.</summary>
+    Paper,
 }
