@@ -63,6 +63,16 @@ public sealed class ApdMethod : IContinualMethod
 
     public double Capacity => Model.GetStatistics().Capacity;
 
+    public long? SavedBytes
+    {
+        get
+        {
+            using var stream = new MemoryStream();
+            _ml.Model.Save(Model, _schema, stream);
+            return stream.Length;
+        }
+    }
+
     /// <summary>Saves the model with all tasks learned so far as an ML.NET .zip.</summary>
     public void Save(string path) => _ml.Model.Save(Model, _schema, path);
 

@@ -12,6 +12,9 @@ public interface IContinualMethod : IDisposable
 
     /// <summary>Stored parameters ÷ those of one base network (same architecture, one head per task learned).</summary>
     double Capacity { get; }
+
+    /// <summary>Bytes of the model saved as a file now, for methods that save one (APD: its ML.NET .zip); else null.</summary>
+    long? SavedBytes => null;
 }
 
 /// <summary>Where training of one task stands, reported after every batch.</summary>

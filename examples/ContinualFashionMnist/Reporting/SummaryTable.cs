@@ -32,6 +32,35 @@ public static class SummaryTable
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine("[grey]Accuracy figures in percentage points; capacity = stored parameters ÷ one base network (784-"
             + Markup.Escape(string.Join("-", results.Settings.HiddenLayerSizes)) + " + a head per task).[/]");
+        foreach (var run in results.Runs.Where(r => r.SavedBytes is { Count: > 0 }).DistinctBy(r => r.Method))
+            AnsiConsole.MarkupLine(Markup.Escape(SizeLine(run, results.Settings)));
+    }
+
+    /// <summary>What the model's size does as tasks are added: capacity and saved bytes after the first and the last
+    /// task, and the growth per task against one network's float32 bytes.</summary>
+    public static string SizeLine(MethodRun run, ExperimentSettings settings)
+    {
+        var bytes = run.SavedBytes!;
+        long first = bytes[0] ?? 0, last = bytes[^1] ?? 0;
+        int tasks = bytes.Count;
+        long networkBytes = 4 * NetworkParameters(settings);
+        string growth = tasks > 1
+            ? $"; +{(last - first) / (tasks - 1.0) / 1e3:F0} KB per task = {100.0 * (last - first) / (tasks - 1) / networkBytes:F1} % of one network's float32 bytes ({networkBytes / 1e3:F0} KB)"
+            : "";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{run.Method} size: {run.Capacity[0]:F3}× after task 1, {run.Capacity[^1]:F3}× after task {tasks}; saved .zip {first / 1e3:F0} KB after task 1, {last / 1e3:F0} KB after task {tasks}{growth}.");
+    }
+
+    /// <summary>Weights and biases of the fully-connected trunk (784 inputs), without heads.</summary>
+    private static long NetworkParameters(ExperimentSettings settings)
+    {
+        long parameters = 0, inputs = FashionMnist.ImageSize;
+        foreach (int size in settings.HiddenLayerSizes)
+        {
+            parameters += inputs * size + size;
+            inputs = size;
+        }
+        return parameters;
     }
 
     private static string Percent(double fraction) => (100 * fraction).ToString("F2", CultureInfo.InvariantCulture);

@@ -11,6 +11,8 @@ public sealed record ExperimentResults(ExperimentSettings Settings, string DataS
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        // --apd-mask-logit random is NaN in the settings.
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
 

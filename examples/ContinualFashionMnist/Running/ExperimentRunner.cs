@@ -19,6 +19,7 @@ public static class ExperimentRunner
 
         var accuracy = new List<IReadOnlyList<double>>();
         var capacity = new List<double>();
+        var savedBytes = new List<long?>();
         var training = new Stopwatch();
         for (int i = 0; i < tasks.Count; i++)
         {
@@ -34,9 +35,10 @@ public static class ExperimentRunner
                 return method.Accuracy(task, test);
             }).ToArray());
             capacity.Add(method.Capacity);
+            savedBytes.Add(method.SavedBytes);
         }
         onMethodFinished?.Invoke(method);
         return new MethodRun(methodName, order.Description, tasks.Select(t => t.Name).ToArray(), accuracy, capacity,
-            training.Elapsed.TotalSeconds, PeakMemory.Bytes(), peakIsPerMethod);
+            training.Elapsed.TotalSeconds, PeakMemory.Bytes(), peakIsPerMethod, savedBytes.Any(b => b is not null) ? savedBytes : null);
     }
 }

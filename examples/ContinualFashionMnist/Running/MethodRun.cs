@@ -7,8 +7,10 @@ namespace Microsoft.ML.Apd.Samples.Continual;
 /// <param name="TrainingSeconds">Time spent in training only (evaluation excluded).</param>
 /// <param name="PeakWorkingSetBytes">Peak working set while this method ran.</param>
 /// <param name="PeakIsPerMethod">False when the OS could only report the process's peak so far.</param>
+/// <param name="SavedBytes">Size of the saved model after training task i (methods that save one; else null).</param>
 public sealed record MethodRun(string Method, string Order, IReadOnlyList<string> Tasks, IReadOnlyList<IReadOnlyList<double>> Accuracy,
-    IReadOnlyList<double> Capacity, double TrainingSeconds, long PeakWorkingSetBytes, bool PeakIsPerMethod)
+    IReadOnlyList<double> Capacity, double TrainingSeconds, long PeakWorkingSetBytes, bool PeakIsPerMethod,
+    IReadOnlyList<long?>? SavedBytes = null)
 {
     public double FinalAverageAccuracy => ContinualMetrics.FinalAverageAccuracy(Accuracy);
     public double BackwardTransfer => ContinualMetrics.BackwardTransfer(Accuracy);
