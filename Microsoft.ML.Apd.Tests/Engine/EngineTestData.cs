@@ -10,7 +10,8 @@ internal static class EngineTestData
     public static readonly ApdArchitecture SmallMlp = new(8, [16, 8], [], null);
     public static readonly ApdArchitecture SmallCnn = new(64, [6], [new ConvolutionBlock(3, 3)], new ImageLayout(1, 8, 8));
 
-    public static ApdHyperparameters QuickSettings => new()
+    /// <summary>The authors' algorithm, short: engine tests check its mechanisms; CompactTests the compactness levers.</summary>
+    public static ApdHyperparameters QuickSettings => ApdHyperparameters.Paper with
     {
         NumberOfEpochs = 4,
         BatchSize = 25,

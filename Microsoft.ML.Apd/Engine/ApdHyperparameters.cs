@@ -1,8 +1,21 @@
 namespace Microsoft.ML.Apd.Engine;
 
-/// <summary>Training settings of the APD engine; defaults are the authors' (Yoon et al., ICLR 2020, public code).</summary>
+/// <summary>Training settings of the APD engine. The hyperparameters are the authors' (Yoon et al., ICLR 2020, public
+/// code); the compactness levers default to the measured better trade (docs/benchmarks.md), <see cref="Paper"/> turns
+/// them off.</summary>
 internal sealed record ApdHyperparameters
 {
+    /// <summary>The authors' algorithm: τ_1 trained, τ_t from a copy of σ, the subgradient L1 only, random mask
+    /// logits, float32 storage.</summary>
+    public static ApdHyperparameters Paper => new()
+    {
+        TrainFirstTaskAdaptive = true,
+        AdaptiveStartsAtZero = false,
+        ProximalStrength = 0,
+        InitialMaskLogit = null,
+        HalfPrecisionStorage = false,
+    };
+
     public int NumberOfEpochs { get; init; } = 5;
     public int BatchSize { get; init; } = 100;
     public double LearningRate { get; init; } = 1e-3;
@@ -29,18 +42,18 @@ internal sealed record ApdHyperparameters
     /// <summary>Whether the first task trains a τ_1 of its own. The authors do; without it σ, the masks and the head carry
     /// task 1 (there is nothing to share yet) and τ_1 = 0 until the retroactive update gives it the elements σ's later
     /// drift needs.</summary>
-    public bool TrainFirstTaskAdaptive { get; init; } = true;
+    public bool TrainFirstTaskAdaptive { get; init; }
     /// <summary>Whether a new task's τ_t starts at zero; the authors start it as a copy of σ.</summary>
-    public bool AdaptiveStartsAtZero { get; init; }
+    public bool AdaptiveStartsAtZero { get; init; } = true;
     /// <summary>ρ: after every optimizer step each trained τ is soft-thresholded, τ ← sign(τ)·max(|τ| − γρ, 0) with γ the
     /// current learning rate, so small elements become exact zeros (0: off, the authors' subgradient L1 only). In the
     /// objective this is an extra (ρ / GradientScale)‖τ‖₁, the strength the closed-form retroactive update uses.</summary>
-    public double ProximalStrength { get; init; }
+    public double ProximalStrength { get; init; } = 0.12;
     /// <summary>Initial mask logit of a new task, M = sigmoid(v) (null: the authors' random variance scaling, M ≈ 0.5).</summary>
     public double? InitialMaskLogit { get; init; }
     /// <summary>Whether τ and σ̃ are rounded to 16-bit floats when stored, so a saved model needs half the bytes for their
     /// values; the trained network already uses the rounded values, so saving loses nothing.</summary>
-    public bool HalfPrecisionStorage { get; init; }
+    public bool HalfPrecisionStorage { get; init; } = true;
     /// <summary>L1 strength on the earlier τ_i in the retroactive term: λ₁ plus the proximal shrinking's share.</summary>
     internal double RetroactiveSparsityStrength => SparsityStrength + ProximalStrength / GradientScale;
     public int Seed { get; init; } = 1;

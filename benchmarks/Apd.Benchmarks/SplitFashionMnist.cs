@@ -7,14 +7,14 @@ namespace Microsoft.ML.Apd.Benchmarks;
 
 /// <summary>
 /// The authors' protocol on the engine: Split Fashion-MNIST (5 tasks of 2 classes), MLP 784-256-128, 2-way heads,
-/// batch 100, Adam 1e-3 ×0.95 per epoch, default λs, consolidation after task 5. Prints the accuracy matrix, capacity
+/// batch 100, Adam 1e-3 ×0.95 per epoch, the authors' λs and algorithm (<see cref="ApdHyperparameters.Paper"/>), consolidation after task 5. Prints the accuracy matrix, capacity
 /// before and after consolidation, and seconds per epoch per task, for the chosen retroactive update.
 /// </summary>
 internal static class SplitFashionMnist
 {
     public static void Run(FashionMnistSet train, FashionMnistSet test, RetroactiveUpdateMode mode, int epochs, TextWriter output)
     {
-        var h = new ApdHyperparameters { NumberOfEpochs = epochs, RetroactiveUpdate = mode };
+        var h = ApdHyperparameters.Paper with { NumberOfEpochs = epochs, RetroactiveUpdate = mode };
         using var network = ApdNetwork.Create(new ApdArchitecture(784, [256, 128], [], null), CPU, h.Seed);
         int tasks = 5;
         var accuracy = new double[tasks, tasks];
