@@ -144,6 +144,28 @@ public sealed partial class ApdTrainer
         /// <summary>Receives <see cref="ApdTrainingProgress"/> after every mini-batch, synchronously on the training thread.</summary>
         public IProgress<ApdTrainingProgress>? Progress;
 
+        /// <summary>
+        /// How a task's rows are read while training (default <see cref="TrainingDataLoading.Auto"/>): in memory when
+        /// the task's features take at most <see cref="InMemoryLimitMegabytes"/>, otherwise streamed from the
+        /// <see cref="IDataView"/> every epoch (a file loaded with <c>LoadFromBinary</c> or <c>LoadFromTextFile</c> is then
+        /// never held in memory). Either way a first pass counts each task's rows and collects its labels without keeping rows.
+        /// </summary>
+        public TrainingDataLoading DataLoading = TrainingDataLoading.Auto;
+
+        /// <summary>
+        /// With <see cref="TrainingDataLoading.Auto"/>, the largest task held in memory, in megabytes of float32 features
+        /// (rows × features × 4 bytes; default 1024). Larger tasks are streamed.
+        /// </summary>
+        public int InMemoryLimitMegabytes = 1024;
+
+        /// <summary>
+        /// Rows in the shuffle pool of a streamed task (default 50,000; 150 MB at 784 features). A task no larger than
+        /// the pool is shuffled in full every epoch, exactly as in memory. A larger one is read in the data view's own
+        /// shuffled order when it can shuffle (ML.NET's binary <c>.idv</c> loader reads its blocks in random order) and
+        /// each row is drawn at random from the pool, as ML.NET's <c>ShuffleRows</c> does; a larger pool mixes further.
+        /// </summary>
+        public int ShufflePoolSize = 50_000;
+
         /// <summary>Throws, naming the option, when a value is out of range.</summary>
         internal void Validate()
         {
@@ -230,6 +252,12 @@ public sealed partial class ApdTrainer
                 throw new ArgumentOutOfRangeException(nameof(InitialMaskLogit), logit, $"{nameof(InitialMaskLogit)} must be finite (or null).");
             if (!Enum.IsDefined(RetroactiveUpdate))
                 throw new ArgumentOutOfRangeException(nameof(RetroactiveUpdate), RetroactiveUpdate, $"Unknown {nameof(RetroactiveUpdate)} mode.");
+            if (!Enum.IsDefined(DataLoading))
+                throw new ArgumentOutOfRangeException(nameof(DataLoading), DataLoading, $"Unknown {nameof(DataLoading)} mode.");
+            if (InMemoryLimitMegabytes < 0)
+                throw new ArgumentOutOfRangeException(nameof(InMemoryLimitMegabytes), InMemoryLimitMegabytes, $"{nameof(InMemoryLimitMegabytes)} must be zero or positive.");
+            if (ShufflePoolSize < 1)
+                throw new ArgumentOutOfRangeException(nameof(ShufflePoolSize), ShufflePoolSize, $"{nameof(ShufflePoolSize)} must be at least 1 row.");
         }
 
         /// <summary>A snapshot, so that later changes to this instance do not affect a trainer already created.</summary>

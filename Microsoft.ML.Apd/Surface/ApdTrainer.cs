@@ -169,13 +169,16 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
             var taskColumn = taskId is null ? SchemaChecks.TaskIdColumn(schema, o.TaskIdColumnName, nameof(data)) : null;
             if (taskId is not null) RejectExisting(previous, taskId);
 
-            var tasks = TrainingDataReader.Read(data, features, label, labelType, taskColumn, taskId, o.TaskId, _env, ch, cancellation);
+            // First pass: each task's rows and labels, no rows kept.
+            var labelIds = LabelValueIds.Create(labelType, label);
+            var rows = new TrainingRows(data, features, label, labelIds, taskId is null ? taskColumn : null, taskId ?? o.TaskId, _env, cancellation);
+            var tasks = rows.Survey(ch);
             var labelSets = new Dictionary<string, TaskLabelSet>(previous?.LabelSets ?? new Dictionary<string, TaskLabelSet>());
             foreach (var task in tasks)
             {
                 RejectExisting(previous, task.Task);
                 Options.CheckTaskName(task.Task, $"task id column '{o.TaskIdColumnName}'", nameof(data));
-                var set = new TaskLabelSet(labelType, task.Labels);
+                var set = new TaskLabelSet(labelType, task.LabelIds.Select(id => labelIds.Values[id]));
                 if (set.Count < 2)
                     throw new ArgumentException(
                         $"Task '{task.Task}' has {set.Count} distinct value(s) in label column '{label.Name}'; a task needs at least two classes.", nameof(data));
@@ -193,7 +196,7 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
             try
             {
                 foreach (var task in tasks)
-                    TrainTask(network, task, labelSets[task.Task], hyperparameters, ch, cancellation);
+                    TrainTask(network, rows, task, labelSets[task.Task], hyperparameters, ch, cancellation);
             }
             catch
             {
@@ -225,23 +228,16 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
                 $"The model already has a task named '{task}'. APD learns each task once; use a new task name (tasks: {string.Join(", ", previous.Tasks)}).");
     }
 
-    private void TrainTask(ApdNetwork network, TaskRows task, TaskLabelSet labels, ApdHyperparameters hyperparameters, IChannel ch,
-        CancellationToken cancellation)
+    private void TrainTask(ApdNetwork network, TrainingRows rows, TaskSurvey task, TaskLabelSet labels, ApdHyperparameters hyperparameters,
+        IChannel ch, CancellationToken cancellation)
     {
-        int n = task.Features.Count, size = network.Architecture.InputSize;
-        var flat = new float[(long)n * size];
-        var targets = new long[n];
-        for (int i = 0; i < n; i++)
-        {
-            task.Features[i].CopyTo(flat, (long)i * size);
-            targets[i] = labels.IndexOf(task.Labels[i]);
-        }
-        ch.Info($"APD: training task '{task.Task}' ({n} rows, {labels.Count} classes, {hyperparameters.NumberOfEpochs} epochs) on {network.Device}.");
+        var classOfLabelId = rows.Labels.Values.Select(labels.IndexOf).ToArray();
+        ch.Info($"APD: training task '{task.Task}' ({task.RowCount} rows, {labels.Count} classes, {hyperparameters.NumberOfEpochs} epochs) on {network.Device}.");
         var started = DateTime.UtcNow;
-        using var x = torch.tensor(flat, new long[] { n, size });
-        using var y = torch.tensor(targets, new long[] { n });
-        ApdLearner.TrainTask(network, task.Task, labels.Count, x, y, hyperparameters,
-            new ProgressReporter(this, ch), cancellation);
+        var source = TaskBatchSources.Create(rows, task, classOfLabelId, labels.Count, _options.DataLoading,
+            _options.InMemoryLimitMegabytes, _options.ShufflePoolSize, network.Device, ch);
+        using (source as IDisposable)
+            ApdLearner.TrainTask(network, task.Task, labels.Count, source, hyperparameters, new ProgressReporter(this, ch), cancellation);
         ch.Info($"APD: task '{task.Task}' trained in {(DateTime.UtcNow - started).TotalSeconds:F1} s.");
     }
 
