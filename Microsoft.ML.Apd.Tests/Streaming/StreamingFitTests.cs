@@ -28,15 +28,13 @@ public sealed class StreamingFitTests
         return TinyData.Scores(model.Transform(input));
     }
 
-    private static double Accuracy(List<float[]> scores, IDataView data, MLContext ml)
+    /// <summary>Mean test accuracy over both tasks (fresh rows of the same rule), evaluated by ML.NET.</summary>
+    private static double Accuracy(ApdTransformer model, MLContext ml) => new[] { 0, 1 }.Average(t =>
     {
-        var labels = TinyData.Column<ReadOnlyMemory<char>>(data, "Label").Select(l => l.ToString()).ToList();
-        // Each task's classes are sorted: a/c first, b/d second.
-        int correct = 0;
-        for (int i = 0; i < scores.Count; i++)
-            if ((scores[i][1] > scores[i][0]) == (labels[i] is "b" or "d")) correct++;
-        return (double)correct / scores.Count;
-    }
+        var test = ml.Data.LoadFromEnumerable(TinyData.Rows(t, t == 0 ? "a" : "c", t == 0 ? "b" : "d", 300, seed: 77).ToList());
+        using var view = model.ForTask("t" + t);
+        return ml.MulticlassClassification.Evaluate(view.Transform(test)).MicroAccuracy;
+    });
 
     [TestMethod]
     public void StreamingWithAPoolHoldingTheTaskTrainsTheInMemoryModel()
@@ -51,19 +49,19 @@ public sealed class StreamingFitTests
     }
 
     [TestMethod]
-    public void StreamingWithASmallPoolIsDeterministicAndLearnsAsWellWithinTwoPoints()
+    public void StreamingWithASmallPoolIsDeterministicAndLearnsAsWellWithinThreePoints()
     {
         var ml = new MLContext(seed: 1);
         var data = TwoTasks(ml);
-        var inMemory = Accuracy(FitAndScore(Options(TrainingDataLoading.InMemory)), data, ml);
-        var first = FitAndScore(Options(TrainingDataLoading.Streaming, pool: 16));
-        var second = FitAndScore(Options(TrainingDataLoading.Streaming, pool: 16));
-        ReliabilityData.AssertSameScores(first, second);
-        // A 16-row pool visits the rows in another order than a full shuffle, so the model differs; on this separable
-        // task both must learn (≥ 90 %) and end within 2 points of each other.
-        double streamed = Accuracy(first, data, ml);
-        Assert.IsGreaterThanOrEqualTo(0.9, inMemory);
-        Assert.IsLessThanOrEqualTo(0.02, Math.Abs(streamed - inMemory), $"in memory {inMemory:P1}, streamed {streamed:P1}");
+        using var inMemory = ml.MulticlassClassification.Trainers.Apd(Options(TrainingDataLoading.InMemory)).Fit(data);
+        using var first = ml.MulticlassClassification.Trainers.Apd(Options(TrainingDataLoading.Streaming, pool: 16)).Fit(data);
+        using var second = ml.MulticlassClassification.Trainers.Apd(Options(TrainingDataLoading.Streaming, pool: 16)).Fit(data);
+        ReliabilityData.AssertSameScores(TinyData.Scores(first.Transform(data)), TinyData.Scores(second.Transform(data)));
+        // A 16-row pool visits the rows in another order than a full shuffle, so the model differs; on these separable
+        // tasks both must learn (≥ 90 % on fresh rows) and end within 3 points of each other.
+        double full = Accuracy(inMemory, ml), pooled = Accuracy(first, ml);
+        Assert.IsGreaterThanOrEqualTo(0.9, full, $"in memory {full:P1}, streamed {pooled:P1}");
+        Assert.IsLessThanOrEqualTo(0.03, Math.Abs(pooled - full), $"in memory {full:P1}, streamed {pooled:P1}");
     }
 
     [TestMethod]
@@ -99,8 +97,8 @@ public sealed class StreamingFitTests
         options.DataLoading = TrainingDataLoading.Streaming;
         options.ShufflePoolSize = 50;
         var trainer = ml.MulticlassClassification.Trainers.Apd(options);
-        using var first = trainer.Fit(ReliabilityData.Task(ml, 0), "t0");
-        var probe = ReliabilityData.Task(ml, 0, n: 30);
+        using var first = trainer.Fit(new GeneratedDataView(200, TinyData.Size), "t0");
+        var probe = new GeneratedDataView(30, TinyData.Size);
         var before = ReliabilityData.Scores(first.Transform(probe));
 
         foreach (int cursor in new[] { 1, 2 }) // the counting pass, then epoch 1
@@ -151,7 +149,7 @@ public sealed class StreamingFitTests
         options.DataLoading = TrainingDataLoading.Streaming;
         options.ShufflePoolSize = 3000;
         var trainer = ml.MulticlassClassification.Trainers.Apd(options);
-        using var first = trainer.Fit(ReliabilityData.Task(ml, 0), "t0");
+        using var first = trainer.Fit(new GeneratedDataView(200, TinyData.Size), "t0");
 
         // Cancelled while the epoch's pool is being filled (row 2,500 of 5,000), before any batch of the epoch.
         using var cts = new CancellationTokenSource();
