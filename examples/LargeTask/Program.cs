@@ -15,6 +15,7 @@ const string Usage = """
             writes F (ML.NET binary .idv): random training images shifted by up to 2 pixels, with noise, permuted by
             a fixed pixel permutation; Label = class name. 2,000,000 rows = 6.3 GB of features.
       fit   --file F [--rows N] [--epochs 1] [--loading auto|inmemory|streaming] [--pool 50000] [--data ...] [--csv C]
+            [--hidden 256,128] [--batch 100]
             trains one APD task on F (its first N rows), shows a progress bar, prints seconds per epoch, the peak
             working set of Fit and the accuracy on the test images (permuted like the task); appends a line to C.
       chart --csv C --png P
@@ -60,6 +61,8 @@ switch (command)
         {
             NumberOfEpochs = epochs,
             Seed = 1,
+            HiddenLayerSizes = (Option("--hidden") ?? "256,128").Split(',').Select(int.Parse).ToArray(),
+            BatchSize = (int)Long("--batch", 100),
             DataLoading = Enum.Parse<TrainingDataLoading>(Option("--loading") ?? "auto", ignoreCase: true),
             ShufflePoolSize = (int)Long("--pool", new ApdTrainer.Options().ShufflePoolSize),
         };
@@ -88,9 +91,9 @@ switch (command)
             {
                 bool header = !File.Exists(csv);
                 using var w = File.AppendText(csv);
-                if (header) w.WriteLine("rows,loading,pool,epochs,seconds,peak_mb,accuracy");
+                if (header) w.WriteLine("rows,loading,pool,epochs,seconds,peak_mb,accuracy,hidden,batch");
                 w.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{rows},{options.DataLoading},{options.ShufflePoolSize},{epochs},{seconds:F1},{peak / 1e6:F0},{accuracy:F4}"));
+                    $"{rows},{options.DataLoading},{options.ShufflePoolSize},{epochs},{seconds:F1},{peak / 1e6:F0},{accuracy:F4},{string.Join('-', options.HiddenLayerSizes)},{options.BatchSize}"));
             }
         }
         return 0;
