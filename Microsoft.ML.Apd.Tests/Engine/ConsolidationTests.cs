@@ -63,5 +63,21 @@ public sealed class ConsolidationTests
         Assert.IsTrue(network.Tasks.All(t => network.Layers[0].Slots[t].Group is not null));
     }
 
+    [TestMethod]
+    public void ForgettingDoesNotMoveTheConsolidationSchedule()
+    {
+        var h = EngineTestData.QuickSettings with { ConsolidationInterval = 2, NumberOfEpochs = 1 };
+        using var network = EngineTestData.Train(EngineTestData.SmallMlp, 3, h);
+        Assert.AreEqual(1, network.ConsolidationCount);
+        network.Forget("t0");
+        // Three tasks learned, two kept: the 4th task learned is the next due, as without forgetting.
+        Assert.IsFalse(KnowledgeConsolidation.IsDue(network, 2));
+        var (x, y) = EngineTestData.Task(50);
+        using (x) using (y) ApdLearner.LearnTask(network, "t3", 2, x, y, h, null, CancellationToken.None);
+        Assert.AreEqual(2, network.ConsolidationCount);
+        Assert.AreEqual(4, network.LearnedTaskCount);
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => KnowledgeConsolidation.IsDue(network, 0));
+    }
+
     private static int[] Argmax(float[] logits) => Enumerable.Range(0, logits.Length / 2).Select(i => logits[2 * i + 1] > logits[2 * i] ? 1 : 0).ToArray();
 }

@@ -16,7 +16,6 @@ internal static class EngineTestData
         NumberOfEpochs = 4,
         BatchSize = 25,
         LearningRate = 1e-2,
-        ConsolidationInterval = 0,
     };
 
     /// <summary>Features [n, size] ~ N(0,1); label = 1 when the projection on a task-specific direction is positive
@@ -39,7 +38,7 @@ internal static class EngineTestData
         for (int t = 0; t < tasks; t++)
         {
             var (x, y) = Task(100 + t, architecture.InputSize);
-            using (x) using (y) ApdLearner.TrainTask(network, $"t{t}", 2, x, y, h, null, CancellationToken.None);
+            using (x) using (y) ApdLearner.LearnTask(network, $"t{t}", 2, x, y, h, null, CancellationToken.None);
         }
         return network;
     }

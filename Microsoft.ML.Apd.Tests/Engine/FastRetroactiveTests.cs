@@ -76,7 +76,7 @@ public sealed class FastRetroactiveTests
             {
                 using var scope = NewDisposeScope();
                 var (x, y) = SplitTask(train, t);
-                ApdLearner.TrainTask(network, $"task{t}", 2, x, y, h, null, CancellationToken.None);
+                ApdLearner.LearnTask(network, $"task{t}", 2, x, y, h, null, CancellationToken.None);
             }
             double accuracy = Enumerable.Range(0, 5).Average(t =>
             {
@@ -113,7 +113,7 @@ public sealed class FastRetroactiveTests
             var (x, y) = EngineTestData.Task(100 + t);
             using (x) using (y)
             {
-                ApdLearner.TrainTask(network, $"t{t}", 2, x, y, h, null, CancellationToken.None);
+                ApdLearner.LearnTask(network, $"t{t}", 2, x, y, h, null, CancellationToken.None);
                 accuracyWhenLearned.Add(EngineTestData.Accuracy(network, $"t{t}", x, y));
             }
         }

@@ -27,7 +27,7 @@ public sealed class NetworkTests
             Assert.IsTrue(network.Layers.All(l => l.LocallyShared.Count == 0 || network.Tasks.Count > 0));
             // Learning goes on after forgetting.
             var (xn, yn) = EngineTestData.Task(11);
-            using (xn) using (yn) ApdLearner.TrainTask(network, "new", 2, xn, yn, h, null, CancellationToken.None);
+            using (xn) using (yn) ApdLearner.LearnTask(network, "new", 2, xn, yn, h, null, CancellationToken.None);
             CollectionAssert.AreEqual(new[] { "t2", "new" }, network.Tasks.ToArray());
         }
     }
@@ -67,8 +67,8 @@ public sealed class NetworkTests
         var bytes = EngineTestData.Serialize(network);
         using var loaded = ApdNetwork.Load(new BinaryReader(new MemoryStream(bytes)), CPU);
         CollectionAssert.AreEqual(bytes, EngineTestData.Serialize(loaded));
-        Assert.AreEqual(network.AdaptiveThreshold, loaded.AdaptiveThreshold);
         Assert.AreEqual(network.ConsolidationCount, loaded.ConsolidationCount);
+        Assert.AreEqual(network.LearnedTaskCount, loaded.LearnedTaskCount);
         CollectionAssert.AreEqual(network.Tasks.ToArray(), loaded.Tasks.ToArray());
         var (x, _) = EngineTestData.Task(1, 64);
         using (x)

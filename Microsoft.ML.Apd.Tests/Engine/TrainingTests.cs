@@ -103,10 +103,10 @@ public sealed class TrainingTests
             var (xb, yb) = EngineTestData.Task(2, direction: 0, flip: true);
             using (xa) using (ya) using (xb) using (yb)
             {
-                ApdLearner.TrainTask(network, "a", 2, xa, ya, h, null, CancellationToken.None);
+                ApdLearner.LearnTask(network, "a", 2, xa, ya, h, null, CancellationToken.None);
                 var before = EngineTestData.Logits(network, "a", xa);
                 double lossBefore = Loss(network, xa, ya), accBefore = EngineTestData.Accuracy(network, "a", xa, ya);
-                ApdLearner.TrainTask(network, "b", 2, xb, yb, h with { NumberOfEpochs = 15, LearningRate = 3e-2 }, null, CancellationToken.None);
+                ApdLearner.LearnTask(network, "b", 2, xb, yb, h with { NumberOfEpochs = 15, LearningRate = 3e-2 }, null, CancellationToken.None);
                 var after = EngineTestData.Logits(network, "a", xa);
                 return (before.Zip(after, (p, q) => Math.Abs(p - q)).Average(), Loss(network, xa, ya) - lossBefore,
                     accBefore - EngineTestData.Accuracy(network, "a", xa, ya));
@@ -131,7 +131,6 @@ public sealed class TrainingTests
     {
         var h = EngineTestData.QuickSettings;
         using var network = EngineTestData.Train(EngineTestData.SmallMlp, 2, h);
-        Assert.AreEqual(h.SparsityStrength, network.AdaptiveThreshold);
         foreach (var layer in network.Layers)
             foreach (var slot in layer.Slots.Values)
                 Assert.IsGreaterThan((float)h.SparsityStrength, slot.Adaptive.Values.abs().min().item<float>());
@@ -157,11 +156,11 @@ public sealed class TrainingTests
         var (x, y) = EngineTestData.Task(1);
         using (x) using (y)
         {
-            Assert.ThrowsExactly<InvalidOperationException>(() => ApdLearner.TrainTask(network, "t0", 2, x, y, h, null, CancellationToken.None));
+            Assert.ThrowsExactly<InvalidOperationException>(() => ApdLearner.LearnTask(network, "t0", 2, x, y, h, null, CancellationToken.None));
             using var cts = new CancellationTokenSource();
             cts.Cancel();
             using var clone = network.Clone();
-            Assert.ThrowsExactly<OperationCanceledException>(() => ApdLearner.TrainTask(clone, "c", 2, x, y, h, null, cts.Token));
+            Assert.ThrowsExactly<OperationCanceledException>(() => ApdLearner.LearnTask(clone, "c", 2, x, y, h, null, cts.Token));
         }
         CollectionAssert.AreEqual(new[] { "t0" }, network.Tasks.ToArray());
     }
@@ -197,7 +196,7 @@ public sealed class TrainingTests
             long baseline = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
             for (int t = 0; t < 20; t++)
             {
-                ApdLearner.TrainTask(network, $"t{t}", 2, x, y, h, null, CancellationToken.None);
+                ApdLearner.LearnTask(network, $"t{t}", 2, x, y, h, null, CancellationToken.None);
                 network.InvalidateCache();
                 // Stored per task: head (2) + per layer mask, bias, τ indices, τ values (4); plus σ̃ (2 each).
                 long stored = 2L * network.Tasks.Count + 4L * network.Tasks.Count * network.Layers.Count

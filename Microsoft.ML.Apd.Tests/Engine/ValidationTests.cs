@@ -22,10 +22,10 @@ public sealed class ValidationTests
         var h = EngineTestData.QuickSettings with { NumberOfEpochs = 1 };
         using var x = zeros(10, 8);
         using var badLabels = full(10, 2L);
-        Assert.ThrowsExactly<ArgumentException>(() => ApdLearner.TrainTask(network, "a", 2, x, badLabels, h, null, CancellationToken.None));
+        Assert.ThrowsExactly<ArgumentException>(() => ApdLearner.LearnTask(network, "a", 2, x, badLabels, h, null, CancellationToken.None));
         using var wrongWidth = zeros(10, 7);
         using var labels = zeros(10, dtype: ScalarType.Int64);
-        Assert.ThrowsExactly<ArgumentException>(() => ApdLearner.TrainTask(network, "a", 2, wrongWidth, labels, h, null, CancellationToken.None));
+        Assert.ThrowsExactly<ArgumentException>(() => ApdLearner.LearnTask(network, "a", 2, wrongWidth, labels, h, null, CancellationToken.None));
         Assert.IsEmpty(network.Tasks);
         Assert.ThrowsExactly<KeyNotFoundException>(() => network.Forward(x, "a"));
     }
@@ -37,7 +37,7 @@ public sealed class ValidationTests
         var (x, y) = EngineTestData.Task(1, n: 100);
         var reports = new List<TaskTrainingProgress>();
         using (x) using (y)
-            ApdLearner.TrainTask(network, "a", 2, x, y, EngineTestData.QuickSettings with { NumberOfEpochs = 2 }, new Collect(reports), CancellationToken.None);
+            ApdLearner.LearnTask(network, "a", 2, x, y, EngineTestData.QuickSettings with { NumberOfEpochs = 2 }, new Collect(reports), CancellationToken.None);
         Assert.HasCount(8, reports); // 2 epochs × 4 batches of 25
         Assert.AreEqual(2, reports[^1].Epoch);
         Assert.AreEqual(4, reports[^1].NumberOfBatches);

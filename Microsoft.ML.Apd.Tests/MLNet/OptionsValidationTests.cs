@@ -57,9 +57,40 @@ public sealed class OptionsValidationTests
     public void OptionsAreSnapshotWhenTheTrainerIsCreated()
     {
         var ml = new MLContext(seed: 1);
-        var options = new ApdTrainer.Options();
+        var epochs = new List<int>();
+        var options = TinyData.FastOptions();
+        options.NumberOfEpochs = 2;
+        options.Progress = new Progress(p => epochs.Add(p.NumberOfEpochs));
         var trainer = ml.MulticlassClassification.Trainers.Apd(options);
-        options.NumberOfEpochs = -5; // later changes do not reach the trainer
-        Assert.IsNotNull(trainer);
+
+        // Later changes do not reach the trainer: each of these would fail the Fit or change the model.
+        options.HiddenLayerSizes[0] = 3;
+        options.NumberOfEpochs = -5;
+        options.FeatureColumnName = "Missing";
+        options.ScoreColumnName = "Other";
+        options.Progress = null;
+
+        using var model = trainer.Fit(ml.Data.LoadFromEnumerable(TinyData.Rows(0, "a", "b").ToList()));
+        Assert.IsTrue(epochs.Count > 0 && epochs.All(e => e == 2), "progress went to the snapshot's reporter, with its epochs");
+        Assert.AreEqual(16L * TinyData.Size, model.GetStatistics().Layers.Single(l => l.Layer == "fc1").Shared, "fc1 has the snapshot's 16 units");
+        Assert.AreEqual("Features", model.FeatureColumnName);
+        Assert.AreEqual("Score", model.ScoreColumnName);
+    }
+
+    [TestMethod]
+    public void CatalogDefaultsAreTheOptionsDefaults()
+    {
+        var method = typeof(ApdCatalog).GetMethods().Single(m => m.Name == "Apd" && m.GetParameters().Length > 2);
+        var options = new ApdTrainer.Options();
+        foreach (var parameter in method.GetParameters().Skip(1).Where(p => p.Name != "hiddenLayerSizes"))
+        {
+            string field = char.ToUpperInvariant(parameter.Name![0]) + parameter.Name[1..];
+            Assert.AreEqual(typeof(ApdTrainer.Options).GetField(field)!.GetValue(options), parameter.DefaultValue, field);
+        }
+    }
+
+    private sealed class Progress(Action<ApdTrainingProgress> report) : IProgress<ApdTrainingProgress>
+    {
+        public void Report(ApdTrainingProgress value) => report(value);
     }
 }

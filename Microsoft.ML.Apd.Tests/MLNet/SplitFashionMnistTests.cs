@@ -33,10 +33,14 @@ public sealed class SplitFashionMnistTests
     private static List<FashionRow> _testRows = null!;
     private static (FashionMnistSet Train, FashionMnistSet Test) _data;
 
-    internal static string TaskName(int t) => $"{FashionMnist.ClassNames[2 * t]} vs {FashionMnist.ClassNames[2 * t + 1]}";
+    internal static string TaskName(int t) => SplitFashionMnist.TaskName(t);
 
-    internal static List<FashionRow> Rows(FashionMnistSet set, int first, int second, string task) =>
-        Enumerable.Range(0, set.Count).Where(i => set.Labels[i] == first || set.Labels[i] == second)
+    /// <summary>Task <paramref name="t"/> of <see cref="SplitFashionMnist"/> as rows with text labels.</summary>
+    internal static List<FashionRow> Rows(FashionMnistSet set, int t) => Rows(set, SplitFashionMnist.ClassPairs[t], TaskName(t));
+
+    /// <summary>The images of <paramref name="classes"/> as rows of task <paramref name="task"/> with text labels.</summary>
+    internal static List<FashionRow> Rows(FashionMnistSet set, int[] classes, string task) =>
+        SplitFashionMnist.Rows(set, classes)
             .Select(i => new FashionRow { Features = set.Images[i], Label = FashionMnist.ClassNames[set.Labels[i]], TaskId = task })
             .ToList();
 
@@ -55,13 +59,13 @@ public sealed class SplitFashionMnistTests
         _ml = new MLContext(seed: 1);
         _trainer = _ml.MulticlassClassification.Trainers.Apd(Options());
         _testRows = new List<FashionRow>();
-        for (int t = 0; t < 5; t++)
+        for (int t = 0; t < SplitFashionMnist.TaskCount; t++)
         {
             string task = TaskName(t);
-            var testRows = Rows(_data.Test, 2 * t, 2 * t + 1, task);
+            var testRows = Rows(_data.Test, t);
             _testRows.AddRange(testRows);
             Test[task] = _ml.Data.LoadFromEnumerable(testRows);
-            var model = _trainer.Fit(_ml.Data.LoadFromEnumerable(Rows(_data.Train, 2 * t, 2 * t + 1, task)), task);
+            var model = _trainer.Fit(_ml.Data.LoadFromEnumerable(Rows(_data.Train, t)), task);
             Models.Add(model);
             JustTrained[task] = Accuracy(model, task);
             string after = string.Join(", ", model.Tasks.Select(x => $"{Accuracy(model, x):F3}"));
@@ -124,9 +128,9 @@ public sealed class SplitFashionMnistTests
             // A 6th task after load: T-shirt/top vs Ankle boot. Earlier tasks keep their predictions exactly.
             var trainer = ml2.MulticlassClassification.Trainers.Apd(Options());
             string sixth = "T-shirt/top vs Ankle boot";
-            using var next = trainer.Fit(ml2.Data.LoadFromEnumerable(Rows(_data.Train, 0, 9, sixth)), sixth, loaded);
+            using var next = trainer.Fit(ml2.Data.LoadFromEnumerable(Rows(_data.Train, [0, 9], sixth)), sixth, loaded);
             Assert.AreEqual(6, next.Tasks.Count);
-            var sixthTest = ml2.Data.LoadFromEnumerable(Rows(_data.Test, 0, 9, sixth));
+            var sixthTest = ml2.Data.LoadFromEnumerable(Rows(_data.Test, [0, 9], sixth));
             using var sixthView = next.ForTask(sixth);
             double accuracy = ml2.MulticlassClassification.Evaluate(sixthView.Transform(sixthTest)).MicroAccuracy;
             Assert.IsTrue(accuracy >= 0.9, $"6th task accuracy {accuracy:F3}");
@@ -179,7 +183,7 @@ public sealed class SplitFashionMnistTests
         var pipeline = _ml.Transforms.Concatenate("Pixels", "Features")
             .Append(_ml.MulticlassClassification.Trainers.Apd(options));
         string task = TaskName(4);
-        var train = _ml.Data.LoadFromEnumerable(Rows(_data.Train, 8, 9, task));
+        var train = _ml.Data.LoadFromEnumerable(Rows(_data.Train, 4));
         var chain = pipeline.Fit(train);
         var test = Test[task];
         var expected = TinyData.Scores(chain.Transform(test));

@@ -22,12 +22,12 @@ public sealed class FreshProcessLoadTests
         options.HiddenLayerSizes = [64];
         options.NumberOfEpochs = 1;
         var trainer = ml.MulticlassClassification.Trainers.Apd(options);
-        trainer.Fit(ml.Data.LoadFromEnumerable(SplitFashionMnistTests.Rows(train, 0, 1, "tops")), "tops");
-        using var model = trainer.Fit(ml.Data.LoadFromEnumerable(SplitFashionMnistTests.Rows(train, 7, 9, "shoes")), "shoes");
+        trainer.Fit(ml.Data.LoadFromEnumerable(SplitFashionMnistTests.Rows(train, [0, 1], "tops")), "tops");
+        using var model = trainer.Fit(ml.Data.LoadFromEnumerable(SplitFashionMnistTests.Rows(train, [7, 9], "shoes")), "shoes");
         string path = Path.Combine(Path.GetTempPath(), $"apd-fresh-process-{Environment.ProcessId}.zip");
         try
         {
-            ml.Model.Save(model, ml.Data.LoadFromEnumerable(SplitFashionMnistTests.Rows(test, 0, 1, "tops")).Schema, path);
+            ml.Model.Save(model, ml.Data.LoadFromEnumerable(SplitFashionMnistTests.Rows(test, [0, 1], "tops")).Schema, path);
             string output = RunScoreSavedModel(path);
 
             StringAssert.Contains(output, "2 tasks (tops, shoes)");

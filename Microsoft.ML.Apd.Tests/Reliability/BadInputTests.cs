@@ -16,6 +16,7 @@ public sealed class BadInputTests
     private static MLContext _ml = null!;
     private static ApdTrainer _trainer = null!;
     private static ApdTransformer _model = null!; // tasks t0, t1 on 8 features, the last model of _trainer
+    private static ApdTransformer _strict = null!; // the same tasks with Options.RequireTaskId: no task inference
     private static IDataView _probe = null!;
     private static List<float[]> _before = null!;
     /// <summary>Trainers the cases create; a rejected Fit must leave each without a model.</summary>
@@ -28,12 +29,19 @@ public sealed class BadInputTests
         var data = _ml.Data.LoadFromEnumerable(TinyData.Rows(0, "a", "b", 40).Concat(TinyData.Rows(1, "c", "d", 40)).ToList());
         _trainer = _ml.MulticlassClassification.Trainers.Apd(ReliabilityData.Options());
         _model = _trainer.Fit(data);
+        var strict = ReliabilityData.Options();
+        strict.RequireTaskId = true;
+        _strict = _ml.MulticlassClassification.Trainers.Apd(strict).Fit(data);
         _probe = data;
         _before = ReliabilityData.Scores(_model.Transform(_probe));
     }
 
     [ClassCleanup]
-    public static void Cleanup() => _model?.Dispose();
+    public static void Cleanup()
+    {
+        _model?.Dispose();
+        _strict?.Dispose();
+    }
 
     /// <summary>One bad input: what is done, the exception expected (exactly, or any subclass when
     /// <paramref name="Exact"/> is false), what its message must mention, and its ParamName when given.</summary>
@@ -121,7 +129,8 @@ public sealed class BadInputTests
         yield return Exactly<ArgumentOutOfRangeException>("schema: missing label column", () => _ml.MulticlassClassification.Trainers.Apd(labelColumnName: "Class").Fit(Load(Rows(10))), "label column 'Class'");
         yield return Exactly<ArgumentOutOfRangeException>("schema: missing label column in GetOutputSchema", () => _ml.MulticlassClassification.Trainers.Apd(labelColumnName: "Class")
             .GetOutputSchema(Microsoft.ML.Apd.Persistence.MLNetInternal.ShapeOf(Load(Rows(10)).Schema)), "label column 'Class'");
-        yield return Exactly<ArgumentOutOfRangeException>("schema: multi-task model without task id column", () => _model.Transform(Load(Rows(10))), "task id column 'TaskId'", "(t0, t1)", "ForTask");
+        // (Without RequireTaskId a multi-task model infers the task of such rows: TaskInferenceTests.)
+        yield return Exactly<ArgumentOutOfRangeException>("schema: multi-task model requiring task ids without task id column", () => _strict.Transform(Load(Rows(10))), "task id column 'TaskId'", "(t0, t1)", "ForTask");
         yield return Exactly<ArgumentOutOfRangeException>("schema: variable-size features", () => Trainer().Fit(Load(new[] { new VariableRow { Features = new float[3], Label = "x" } })), "feature column 'Features'", "known-size vector of Single");
         yield return Exactly<ArgumentOutOfRangeException>("schema: vector label", () => Trainer().Fit(Load(new[] { new VectorLabelRow() })), "label column 'Label'", LabelTypeExpected);
         yield return Exactly<ArgumentOutOfRangeException>("schema: DateTime label", () => Trainer().Fit(Load(new[] { new DateLabelRow() })), "label column 'Label'", LabelTypeExpected);
@@ -178,7 +187,7 @@ public sealed class BadInputTests
         yield return Exactly<ArgumentException>("task: ForTask white space", () => _model.ForTask(" "), "no task ' '");
         yield return Exactly<InvalidOperationException>("task: Forget a view's own task", () => _model.ForTask("t0").Forget("t0"), "This view predicts task 't0'");
         yield return Exactly<InvalidOperationException>("task: unknown task id at prediction", () => TinyData.Scores(_model.Transform(_ml.Data.LoadFromEnumerable(TinyData.Rows(5, "a", "b", 3).ToList()))), "task id 't5'", "column 'TaskId'", "'t0', 't1'");
-        yield return Exactly<InvalidOperationException>("task: empty task id at prediction", () => TinyData.Scores(_model.Transform(_ml.Data.LoadFromEnumerable(TinyData.Rows(0, "a", "b", 3).Select(r => { r.TaskId = ""; return r; }).ToList()))), "Row 0", "task id ''", "'t0', 't1'");
+        yield return Exactly<InvalidOperationException>("task: empty task id at prediction requiring task ids", () => TinyData.Scores(_strict.Transform(_ml.Data.LoadFromEnumerable(TinyData.Rows(0, "a", "b", 3).Select(r => { r.TaskId = ""; return r; }).ToList()))), "Row 0", "task id ''", "'t0', 't1'");
         yield return Exactly<InvalidOperationException>("task: unknown task id in a PredictionEngine", () => _ml.Model.CreatePredictionEngine<TinyData.TextRow, TinyData.TextPrediction>(_model)
             .Predict(new TinyData.TextRow { Features = new float[TinyData.Size], TaskId = "nope" }), "task id 'nope'");
         yield return Exactly<ArgumentException>("task: Fit with a white-space task id", () => Trainer().Fit(Load(Rows(10)), "   "), "white space");

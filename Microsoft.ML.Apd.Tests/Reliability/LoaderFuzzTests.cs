@@ -6,7 +6,7 @@ namespace Microsoft.ML.Apd.Tests.Reliability;
 
 /// <summary>
 /// Feeds randomly mutated copies of a valid saved model to <c>mlContext.Model.Load</c>: each loads and predicts, or
-/// fails with one of the documented exception types (docs/errors-and-limits.md), never a crash or a hang.
+/// fails with one of the documented exception types (README, "Errors and limits"), never a crash or a hang.
 /// </summary>
 [TestClass]
 public sealed class LoaderFuzzTests
@@ -169,7 +169,7 @@ public sealed class LoaderFuzzTests
     private const int ZipMutations = 400, EntryMutations = 200, PayloadMutations = 600;
 
     /// <summary>
-    /// The documented failures of <c>mlContext.Model.Load</c> on a damaged APD model (docs/errors-and-limits.md):
+    /// The documented failures of <c>mlContext.Model.Load</c> on a damaged APD model (README, "Errors and limits"):
     /// <see cref="InvalidDataException"/> (a damaged .zip, or our entry; ML.NET invokes our loader by reflection, so
     /// ours arrive as the InnerException of a <see cref="System.Reflection.TargetInvocationException"/>),
     /// <see cref="FormatException"/> (ML.NET's checks of its own header and entries) and <see cref="IOException"/>

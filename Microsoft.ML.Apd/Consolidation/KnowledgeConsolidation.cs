@@ -13,6 +13,17 @@ namespace Microsoft.ML.Apd.Engine;
 /// </summary>
 internal static class KnowledgeConsolidation
 {
+    /// <summary>
+    /// The consolidation schedule, in one place: consolidation is due after every s-th task learned
+    /// (<paramref name="interval"/> = s ≥ 1), counting every task the network ever learned — forgotten ones included
+    /// (<see cref="ApdNetwork.LearnedTaskCount"/>), so <see cref="ApdNetwork.Forget"/> never moves the schedule.
+    /// </summary>
+    public static bool IsDue(ApdNetwork network, int interval)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(interval, 1);
+        return network.LearnedTaskCount > 0 && network.LearnedTaskCount % interval == 0;
+    }
+
     public static void Consolidate(ApdNetwork network, ApdHyperparameters hyperparameters)
     {
         var tasks = network.Tasks.ToArray();

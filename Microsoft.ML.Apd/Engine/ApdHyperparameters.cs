@@ -1,3 +1,5 @@
+using Defaults = Microsoft.ML.Apd.ApdTrainer.Options.Defaults;
+
 namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>Training settings of the APD engine. The hyperparameters are the authors' (Yoon et al., ICLR 2020, public
@@ -16,29 +18,29 @@ internal sealed record ApdHyperparameters
         HalfPrecisionStorage = false,
     };
 
-    public int NumberOfEpochs { get; init; } = 5;
-    public int BatchSize { get; init; } = 100;
-    public double LearningRate { get; init; } = 1e-3;
+    public int NumberOfEpochs { get; init; } = Defaults.NumberOfEpochs;
+    public int BatchSize { get; init; } = Defaults.BatchSize;
+    public double LearningRate { get; init; } = Defaults.LearningRate;
     /// <summary>Learning rate multiplier per epoch.</summary>
-    public double LearningRateDecay { get; init; } = 0.95;
+    public double LearningRateDecay { get; init; } = Defaults.LearningRateDecay;
     /// <summary>λ₁: L1 on τ, and the hard threshold |τ| ≤ λ₁ ⇒ 0.</summary>
-    public double SparsityStrength { get; init; } = 4e-4;
+    public double SparsityStrength { get; init; } = Defaults.SparsityStrength;
     /// <summary>λ₂: weight of the retroactive term.</summary>
-    public double RetroactiveStrength { get; init; } = 100;
+    public double RetroactiveStrength { get; init; } = Defaults.RetroactiveStrength;
     /// <summary>λ_m: L1 on the mask logits v_t.</summary>
-    public double MaskSparsityStrength { get; init; } = 0;
+    public double MaskSparsityStrength { get; init; } = Defaults.MaskSparsityStrength;
     /// <summary>wd: L2 on τ_t, v_t (and σ during the first task).</summary>
-    public double WeightDecay { get; init; } = 1e-4;
+    public double WeightDecay { get; init; } = Defaults.WeightDecay;
     /// <summary>Gradients are multiplied by this before the optimizer step (the authors use 10).</summary>
-    public double GradientScale { get; init; } = 10;
+    public double GradientScale { get; init; } = Defaults.GradientScale;
     /// <summary>s: consolidate every s tasks.</summary>
-    public int ConsolidationInterval { get; init; } = 5;
+    public int ConsolidationInterval { get; init; } = Defaults.ConsolidationInterval;
     /// <summary>K₀: clusters at the first consolidation.</summary>
-    public int InitialClusterCount { get; init; } = 2;
+    public int InitialClusterCount { get; init; } = Defaults.InitialClusterCount;
     /// <summary>k: clusters added at each later consolidation.</summary>
-    public int ClusterCountIncrement { get; init; } = 2;
+    public int ClusterCountIncrement { get; init; } = Defaults.ClusterCountIncrement;
     /// <summary>β: an element is shared within a cluster when max − min over its tasks ≤ β.</summary>
-    public double ConsolidationThreshold { get; init; } = 1e-2;
+    public double ConsolidationThreshold { get; init; } = Defaults.ConsolidationThreshold;
     /// <summary>Whether the first task trains a τ_1 of its own. The authors do; without it σ, the masks and the head carry
     /// task 1 (there is nothing to share yet) and τ_1 = 0 until the retroactive update gives it the elements σ's later
     /// drift needs.</summary>
@@ -59,5 +61,5 @@ internal sealed record ApdHyperparameters
     public int Seed { get; init; } = 1;
     /// <summary>Fast by default: it matches Exact's accuracy on Split Fashion-MNIST and ends within 0.02× of its
     /// capacity (docs/benchmarks.md), at a step cost that does not grow with the number of tasks.</summary>
-    public RetroactiveUpdateMode RetroactiveUpdate { get; init; } = RetroactiveUpdateMode.Fast;
+    public RetroactiveUpdateMode RetroactiveUpdate { get; init; } = Defaults.RetroactiveUpdate;
 }

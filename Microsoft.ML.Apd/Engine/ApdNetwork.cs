@@ -40,7 +40,7 @@ internal sealed partial class ApdNetwork : IDisposable
             var sigma = TensorOwnership.Keep(() => VarianceScaling.Sample(shape, fanIn, generator, device));
             layers.Add(isConv ? new DecomposedConv2d(sigma) : new DecomposedLinear(sigma));
         }
-        return new ApdNetwork(architecture, device, layers) { Seed = seed };
+        return new ApdNetwork(architecture, device, layers);
     }
 
     /// <summary>Weight shapes of the decomposed layers (conv first), validating the architecture.</summary>
@@ -54,18 +54,15 @@ internal sealed partial class ApdNetwork : IDisposable
             var image = architecture.Image ?? throw new ArgumentException("Convolution blocks need an image layout.", nameof(architecture));
             if (image.Channels <= 0 || image.Height <= 0 || image.Width <= 0 || image.Size != architecture.InputSize)
                 throw new ArgumentException("Image layout does not match InputSize.", nameof(architecture));
-            long c = image.Channels, h = image.Height, w = image.Width;
             foreach (var block in architecture.ConvolutionBlocks)
             {
-                if (block.OutputChannels <= 0 || block.KernelSize <= 0 || block.KernelSize > h || block.KernelSize > w)
-                    throw new ArgumentException($"Convolution block {block} does not fit a {h}×{w} input.", nameof(architecture));
-                shapes.Add(([block.OutputChannels, c, block.KernelSize, block.KernelSize], true));
-                c = block.OutputChannels;
-                h = (h - block.KernelSize + 1) / 2;
-                w = (w - block.KernelSize + 1) / 2;
-                if (h <= 0 || w <= 0) throw new ArgumentException("Convolution blocks shrink the image to nothing.", nameof(architecture));
+                if (block.OutputChannels <= 0 || block.KernelSize <= 0 || block.KernelSize > image.Height || block.KernelSize > image.Width)
+                    throw new ArgumentException($"Convolution block {block} does not fit a {image.Height}×{image.Width} input.", nameof(architecture));
+                shapes.Add(([block.OutputChannels, image.Channels, block.KernelSize, block.KernelSize], true));
+                image = block.OutputOf(image);
+                if (image.Height <= 0 || image.Width <= 0) throw new ArgumentException("Convolution blocks shrink the image to nothing.", nameof(architecture));
             }
-            features = c * h * w;
+            features = image.Size;
         }
         foreach (var size in architecture.HiddenLayerSizes)
         {
@@ -78,16 +75,15 @@ internal sealed partial class ApdNetwork : IDisposable
 
     public ApdArchitecture Architecture { get; }
     public Device Device { get; }
-    /// <summary>Seed given at creation; the learner derives its generators from the hyperparameters' seed.</summary>
-    internal int Seed { get; private init; }
     /// <summary>Learned tasks in the order they were learned.</summary>
     public IReadOnlyList<string> Tasks => _tasks;
     public int ClassCount(string task) => HeadOf(task).ClassCount;
 
-    /// <summary>λ₁ of the training that produced the stored τ: the hard threshold |τ| ≤ λ₁ ⇒ 0 (0 before any task).</summary>
-    internal double AdaptiveThreshold { get; set; }
     /// <summary>How many knowledge consolidations ran (K = K₀ + k·(consolidations − 1) for the next one).</summary>
     internal int ConsolidationCount { get; set; }
+    /// <summary>Tasks ever added, forgotten ones included: the clock of the consolidation schedule
+    /// (<see cref="KnowledgeConsolidation.IsDue"/>), which forgetting therefore never moves.</summary>
+    internal int LearnedTaskCount { get; private set; }
     internal IReadOnlyList<DecomposedLayer> Layers => _layers;
     internal int ConvolutionLayerCount => Architecture.ConvolutionBlocks.Count;
     /// <summary>Width of the last hidden representation (input of the heads).</summary>
@@ -102,6 +98,7 @@ internal sealed partial class ApdNetwork : IDisposable
         if (_heads.ContainsKey(task)) throw new InvalidOperationException($"Task '{task}' already exists.");
         if (slots.Count != _layers.Count) throw new ArgumentException("One slot per layer expected.", nameof(slots));
         _tasks.Add(task);
+        LearnedTaskCount++;
         _heads[task] = head;
         for (int l = 0; l < _layers.Count; l++) _layers[l].Slots[task] = slots[l];
         InvalidateCache();
@@ -268,9 +265,8 @@ internal sealed partial class ApdNetwork : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         var copy = new ApdNetwork(Architecture, Device, _layers.Select(l => l.Clone()).ToList())
         {
-            Seed = Seed,
-            AdaptiveThreshold = AdaptiveThreshold,
             ConsolidationCount = ConsolidationCount,
+            LearnedTaskCount = LearnedTaskCount,
         };
         foreach (var task in _tasks)
         {

@@ -31,9 +31,8 @@ internal sealed partial class ApdNetwork
         foreach (var b in a.ConvolutionBlocks) { writer.Write(b.OutputChannels); writer.Write(b.KernelSize); }
         writer.Write(a.Image is not null);
         if (a.Image is { } image) { writer.Write(image.Channels); writer.Write(image.Height); writer.Write(image.Width); }
-        writer.Write(Seed);
-        writer.Write(AdaptiveThreshold);
         writer.Write(ConsolidationCount);
+        writer.Write(LearnedTaskCount);
         writer.Write(_tasks.Count);
         foreach (var task in _tasks)
         {
@@ -93,18 +92,22 @@ internal sealed partial class ApdNetwork
             catch (ArgumentException e) { throw new InvalidDataException("Invalid architecture: " + e.Message, e); }
             ApdLimits.CheckRemaining(reader, shapes.Sum(s => Numel(s.Shape)) * sizeof(float), "the layers' σ");
 
-            int seed = reader.ReadInt32();
-            double threshold = reader.ReadDouble();
-            if (!(threshold >= 0) || double.IsInfinity(threshold)) throw new InvalidDataException("Invalid threshold.");
+            if (version == 2)
+            {
+                reader.ReadInt32(); // seed and λ₁, which nothing read
+                reader.ReadDouble();
+            }
             int consolidations = ReadCount(reader, int.MaxValue, "consolidation count");
+            int? learned = version == 2 ? null : ReadCount(reader, int.MaxValue, "learned task count");
             int taskCount = ReadCount(reader, ApdLimits.MaxTasks, "task count");
+            if (learned < taskCount) throw new InvalidDataException("Fewer tasks learned than stored.");
 
             // Layers are created empty and filled as read, so a failure part-way disposes everything read so far.
             network = new ApdNetwork(architecture, device, new List<DecomposedLayer>())
             {
-                Seed = seed,
-                AdaptiveThreshold = threshold,
                 ConsolidationCount = consolidations,
+                // Format 2 did not count forgotten tasks.
+                LearnedTaskCount = learned ?? taskCount,
             };
             long headInput = network.HeadInputSize;
             for (int i = 0; i < taskCount; i++)

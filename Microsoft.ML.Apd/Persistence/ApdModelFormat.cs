@@ -8,7 +8,8 @@ namespace Microsoft.ML.Apd.Persistence;
 /// The envelope of our binary entry inside ML.NET's model .zip:
 /// <code>
 /// magic        8 bytes  "APDMODEL"
-/// version      int32    format version (little-endian), currently <see cref="CurrentVersion"/>
+/// version      int32    format version (little-endian), currently <see cref="CurrentVersion"/>; it also numbers the
+///                       payload's layout (see ApdTransformer.Persistence.cs), so older layouts keep loading
 /// length       int64    payload length in bytes
 /// payload      length bytes
 /// checksum     32 bytes SHA-256 of everything above (magic, version, length, payload)
@@ -18,7 +19,8 @@ namespace Microsoft.ML.Apd.Persistence;
 /// </summary>
 internal static class ApdModelFormat
 {
-    public const int CurrentVersion = 1;
+    /// <summary>3: this session's format (v1 payload + network format v2 before it); see ApdTransformer.Persistence.cs.</summary>
+    public const int CurrentVersion = 3;
     private const int HeaderSize = 8 + 4 + 8, ChecksumSize = 32;
     private static readonly byte[] Magic = "APDMODEL"u8.ToArray();
 
@@ -39,7 +41,7 @@ internal static class ApdModelFormat
     /// <summary>The verified payload as bytes (tests; the loader reads <see cref="OpenVerified"/>).</summary>
     public static byte[] Read(Stream stream)
     {
-        using var payload = OpenVerified(stream);
+        using var payload = OpenVerified(stream, out _);
         var bytes = new byte[payload.Length];
         payload.ReadExactly(bytes);
         return bytes;
@@ -52,17 +54,17 @@ internal static class ApdModelFormat
     /// entry to a temporary file) is hashed in place and then read where it lies; another stream is buffered as its
     /// bytes arrive, so it costs what it holds, not what it declares.
     /// </summary>
-    public static Stream OpenVerified(Stream stream)
+    public static Stream OpenVerified(Stream stream, out int version)
     {
         var header = new byte[HeaderSize];
         ReadExactly(stream, header, "header");
         if (!header.AsSpan(0, 8).SequenceEqual(Magic))
             throw new InvalidDataException("This is not an APD model entry (wrong magic bytes).");
-        int version = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(8));
+        version = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(8));
         if (version > CurrentVersion)
             throw new InvalidDataException(
                 $"The APD model was written in format version {version}, newer than this Microsoft.ML.Apd reads (up to {CurrentVersion}). Upgrade Microsoft.ML.Apd to load it.");
-        if (version < 1)
+        if (version is < 1 or 2)
             throw new InvalidDataException($"Invalid APD model format version {version}.");
         long length = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(12));
         if (length < 0 || length > ApdLimits.MaxModelBytes || (stream.CanSeek && length > stream.Length - stream.Position - ChecksumSize))

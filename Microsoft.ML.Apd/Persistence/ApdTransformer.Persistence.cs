@@ -11,10 +11,14 @@ namespace Microsoft.ML.Apd;
 // Saving into and loading from ML.NET's model .zip (ICanSaveModel and the SignatureLoadModel loader). The ML.NET
 // entry holds only the version info; everything else is in one binary stream wrapped by ApdModelFormat (magic, format
 // version, length, SHA-256), read back from the stream after the checksum is verified (never buffered whole first).
-// Payload, format version 1:
-//   string feature column, string label column, string task id column, bool+string selected task,
-//   LabelColumnType, int task count, per task (in learned order): string name + TaskLabelSet,
-//   bool+hyperparameters of the last Fit, int64 length + ApdNetwork.Save bytes.
+// Payload by format version:
+//   3 (written): ScoringColumns (feature, label, task id, score, predicted label, predicted task, task confidence),
+//      bool require task id, bool+string selected task, LabelColumnType, int task count, per task (in learned order):
+//      string name + TaskLabelSet, int64 length + ApdNetwork.Save bytes (network format 3).
+//   1 (read): string feature column, string label column, string task id column, bool+string selected task,
+//      LabelColumnType, int task count, per task: string name + TaskLabelSet, bool+hyperparameters of the last Fit
+//      (15 values, skipped: nothing reads them), int64 length + ApdNetwork.Save bytes (network format 2). Outputs get
+//      the default names, and task inference is on.
 public sealed partial class ApdTransformer
 {
     /// <summary>The loader signature under which ML.NET finds <see cref="ApdTransformer"/> in a saved model.</summary>
@@ -55,8 +59,8 @@ public sealed partial class ApdTransformer
         ApdTransformer? model = null;
         if (!ctx.TryLoadBinaryStream(PayloadEntry, reader =>
             {
-                using var payload = ApdModelFormat.OpenVerified(reader.BaseStream);
-                model = Deserialize(env, payload);
+                using var payload = ApdModelFormat.OpenVerified(reader.BaseStream, out int version);
+                model = Deserialize(env, payload, version);
             }))
             throw new InvalidDataException($"The saved APD model has no '{PayloadEntry}' entry.");
         return model!;
@@ -91,12 +95,11 @@ public sealed partial class ApdTransformer
         return stream.ToArray();
     }
 
-    /// <summary>Everything of the payload before the network: columns, label type, tasks and their label sets, hyperparameters.</summary>
+    /// <summary>Everything of the payload before the network: columns, task id rule, label type, tasks and their label sets.</summary>
     private void WriteDescription(BinaryWriter w)
     {
-        w.Write(FeatureColumnName);
-        w.Write(LabelColumnName);
-        w.Write(TaskIdColumnName);
+        Columns.Write(w);
+        w.Write(RequireTaskId);
         w.Write(SelectedTask is not null);
         if (SelectedTask is not null) w.Write(SelectedTask);
         LabelType.Write(w);
@@ -107,25 +110,31 @@ public sealed partial class ApdTransformer
             w.Write(task);
             LabelSets[task].Write(w);
         }
-        w.Write(Hyperparameters is not null);
-        if (Hyperparameters is { } h) WriteHyperparameters(w, h);
     }
 
     /// <summary>Reads a payload from a seekable stream (see <see cref="ApdModelFormat.OpenVerified"/>); every count is
     /// checked against <see cref="ApdLimits"/> and the bytes that remain before anything is allocated.</summary>
-    internal static ApdTransformer Deserialize(IHostEnvironment env, Stream payload)
+    internal static ApdTransformer Deserialize(IHostEnvironment env, Stream payload, int version = ApdModelFormat.CurrentVersion)
     {
         using var r = new BinaryReader(payload, System.Text.Encoding.UTF8, leaveOpen: true);
-        return Deserialize(env, r);
+        return Deserialize(env, r, version);
     }
 
     /// <summary>As above, from a reader over the payload (tests pass one that records where each field lies).</summary>
-    internal static ApdTransformer Deserialize(IHostEnvironment env, BinaryReader r)
+    internal static ApdTransformer Deserialize(IHostEnvironment env, BinaryReader r, int version = ApdModelFormat.CurrentVersion)
     {
         var payload = r.BaseStream;
         try
         {
-            string feature = r.ReadString(), label = r.ReadString(), taskId = r.ReadString();
+            ScoringColumns columns;
+            bool requireTaskId = false;
+            if (version == 1)
+                columns = ScoringColumns.WithDefaultOutputs(r.ReadString(), r.ReadString(), r.ReadString());
+            else
+            {
+                columns = ScoringColumns.Read(r);
+                requireTaskId = r.ReadBoolean();
+            }
             string? selected = r.ReadBoolean() ? r.ReadString() : null;
             var labelType = LabelColumnType.Read(r);
             int count = r.ReadInt32();
@@ -139,7 +148,7 @@ public sealed partial class ApdTransformer
                 labelSets.Add(task, TaskLabelSet.Read(r, labelType));
                 order.Add(task);
             }
-            var hyperparameters = r.ReadBoolean() ? ReadHyperparameters(r) : null;
+            if (version == 1 && r.ReadBoolean()) SkipVersion1Hyperparameters(r);
             long length = r.ReadInt64();
             if (length < 0 || length > payload.Length - payload.Position)
                 throw new InvalidDataException($"Invalid network length {length}.");
@@ -155,8 +164,7 @@ public sealed partial class ApdTransformer
                 foreach (string task in order)
                     if (network.ClassCount(task) != labelSets[task].Count)
                         throw new InvalidDataException($"Task '{task}': the network has {network.ClassCount(task)} classes, its label set {labelSets[task].Count}.");
-                return new ApdTransformer(env, new SharedNetwork(network), labelType, labelSets, feature, label, taskId,
-                    selected, hyperparameters);
+                return new ApdTransformer(env, new SharedNetwork(network), labelType, labelSets, columns, requireTaskId, selected);
             }
             catch
             {
@@ -170,24 +178,12 @@ public sealed partial class ApdTransformer
         }
     }
 
-    private static void WriteHyperparameters(BinaryWriter w, ApdHyperparameters h)
+    // Format 1 saved the last Fit's hyperparameters, which nothing read: 7 int32 and 8 double values.
+    private static void SkipVersion1Hyperparameters(BinaryReader r)
     {
-        w.Write(h.NumberOfEpochs); w.Write(h.BatchSize); w.Write(h.LearningRate); w.Write(h.LearningRateDecay);
-        w.Write(h.SparsityStrength); w.Write(h.RetroactiveStrength); w.Write(h.MaskSparsityStrength);
-        w.Write(h.WeightDecay); w.Write(h.GradientScale); w.Write(h.ConsolidationInterval);
-        w.Write(h.InitialClusterCount); w.Write(h.ClusterCountIncrement); w.Write(h.ConsolidationThreshold);
-        w.Write(h.Seed); w.Write((int)h.RetroactiveUpdate);
+        const int size = 7 * sizeof(int) + 8 * sizeof(double);
+        if (r.ReadBytes(size).Length != size) throw new EndOfStreamException();
     }
-
-    private static ApdHyperparameters ReadHyperparameters(BinaryReader r) => new()
-    {
-        NumberOfEpochs = r.ReadInt32(), BatchSize = r.ReadInt32(), LearningRate = r.ReadDouble(),
-        LearningRateDecay = r.ReadDouble(), SparsityStrength = r.ReadDouble(), RetroactiveStrength = r.ReadDouble(),
-        MaskSparsityStrength = r.ReadDouble(), WeightDecay = r.ReadDouble(), GradientScale = r.ReadDouble(),
-        ConsolidationInterval = r.ReadInt32(), InitialClusterCount = r.ReadInt32(),
-        ClusterCountIncrement = r.ReadInt32(), ConsolidationThreshold = r.ReadDouble(), Seed = r.ReadInt32(),
-        RetroactiveUpdate = (RetroactiveUpdateMode)r.ReadInt32(),
-    };
 
     /// <summary>A write-only stream that keeps nothing and counts the bytes written to it.</summary>
     private sealed class ByteCounter : Stream

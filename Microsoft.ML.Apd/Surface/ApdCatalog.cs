@@ -1,5 +1,6 @@
 using Microsoft.ML.Apd;
 using Microsoft.ML.Apd.Persistence;
+using Defaults = Microsoft.ML.Apd.ApdTrainer.Options.Defaults;
 
 namespace Microsoft.ML;
 
@@ -33,8 +34,9 @@ public static class ApdCatalog
     /// <param name="learningRate">Adam learning rate.</param>
     /// <exception cref="ArgumentOutOfRangeException">An argument is out of range; the message names it.</exception>
     public static ApdTrainer Apd(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
-        string labelColumnName = "Label", string featureColumnName = "Features", string taskIdColumnName = "TaskId",
-        int numberOfEpochs = 5, int[]? hiddenLayerSizes = null, int batchSize = 100, double learningRate = 1e-3)
+        string labelColumnName = Defaults.LabelColumnName, string featureColumnName = Defaults.FeatureColumnName,
+        string taskIdColumnName = Defaults.TaskIdColumnName, int numberOfEpochs = Defaults.NumberOfEpochs,
+        int[]? hiddenLayerSizes = null, int batchSize = Defaults.BatchSize, double learningRate = Defaults.LearningRate)
     {
         var options = new ApdTrainer.Options
         {

@@ -47,7 +47,7 @@ internal sealed class ApdScoredDataView : IDataView
         private readonly ApdScorer.RowReader? _reader;
         private readonly ApdPrediction[] _block = new ApdPrediction[BlockSize];
         private readonly float[] _features;
-        private readonly string[] _tasks = new string[BlockSize];
+        private readonly string?[] _tasks = new string?[BlockSize];
         private readonly object?[] _labels = new object?[BlockSize];
         private int _blockCount, _blockIndex;
 

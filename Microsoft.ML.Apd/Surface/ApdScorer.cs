@@ -1,12 +1,14 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
+using Microsoft.ML.Apd.Engine;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Apd;
 
-/// <summary>One scored row: the predicted label (canonical), the task's class probabilities and the label as a key.</summary>
-internal readonly record struct ApdPrediction(object Label, float[] Scores, uint LabelKey);
+/// <summary>One scored row: the predicted label (canonical), the task's class probabilities, the label as a key, the
+/// task that scored the row and the confidence in it (1 when the row named its task).</summary>
+internal readonly record struct ApdPrediction(object Label, float[] Scores, uint LabelKey, string Task, float TaskConfidence);
 
 /// <summary>
 /// An <see cref="ApdTransformer"/> bound to one input schema: which input columns it reads, its <see cref="TaskRouting"/>,
@@ -15,10 +17,8 @@ internal readonly record struct ApdPrediction(object Label, float[] Scores, uint
 /// </summary>
 internal sealed class ApdScorer
 {
-    public const string PredictedLabelColumnName = "PredictedLabel";
-    public const string ScoreColumnName = "Score";
-
     private readonly Dictionary<string, TaskLabelSet> _labelSets;
+    private int _inferenceReported;
 
     public ApdScorer(ApdTransformer model, DataViewSchema inputSchema)
     {
@@ -52,6 +52,8 @@ internal sealed class ApdScorer
     public int PredictedLabelIndex => InputSchema.Count;
     public int ScoreIndex => InputSchema.Count + 1;
     public int LabelKeyIndex => Label is null ? -1 : InputSchema.Count + 2;
+    public int PredictedTaskIndex => Routing.CanInfer ? InputSchema.Count + 2 : -1;
+    public int TaskConfidenceIndex => Routing.CanInfer ? InputSchema.Count + 3 : -1;
     public int FeatureSize => ((VectorDataViewType)Features.Type).Size;
 
     /// <summary>Input columns the computed columns need.</summary>
@@ -70,7 +72,7 @@ internal sealed class ApdScorer
         var predicted = new DataViewSchema.Annotations.Builder();
         Model.LabelType.AddKeyValues(predicted);
         AddScoreKinds(predicted, "PredictedLabel");
-        builder.AddColumn(PredictedLabelColumnName, Model.LabelType.DataViewType, predicted.ToAnnotations());
+        builder.AddColumn(Model.PredictedLabelColumnName, Model.LabelType.DataViewType, predicted.ToAnnotations());
 
         var score = new DataViewSchema.Annotations.Builder();
         if (FixedLabels is { } labels)
@@ -80,8 +82,14 @@ internal sealed class ApdScorer
                 dst = new VBuffer<ReadOnlyMemory<char>>(names.Length, (ReadOnlyMemory<char>[])names.Clone()));
         }
         AddScoreKinds(score, "Score");
-        builder.AddColumn(ScoreColumnName, new VectorDataViewType(NumberDataViewType.Single, FixedLabels?.Count ?? 0),
+        builder.AddColumn(Model.ScoreColumnName, new VectorDataViewType(NumberDataViewType.Single, FixedLabels?.Count ?? 0),
             score.ToAnnotations());
+
+        if (Routing.CanInfer)
+        {
+            builder.AddColumn(Model.PredictedTaskColumnName, TextDataViewType.Instance);
+            builder.AddColumn(Model.TaskConfidenceColumnName, NumberDataViewType.Single);
+        }
 
         if (Label is { } label)
         {
@@ -108,26 +116,25 @@ internal sealed class ApdScorer
 
     /// <summary>
     /// Scores <paramref name="count"/> rows whose features are laid out row by row in <paramref name="features"/>:
-    /// rows are grouped by task so each task's head runs once, as one batched product.
+    /// rows are grouped by task so each task's head runs once, as one batched product; rows whose task is null get it
+    /// inferred, all together (<see cref="TaskInference"/>).
     /// </summary>
-    public void Score(float[] features, string[] tasks, object?[] labels, int count, ApdPrediction[] output)
+    public void Score(float[] features, string?[] tasks, object?[] labels, int count, ApdPrediction[] output)
     {
-        int size = FeatureSize;
-        var network = Model.Network;
         foreach (var group in Enumerable.Range(0, count).GroupBy(i => tasks[i]))
         {
             int[] rows = group.ToArray();
-            var labelSet = _labelSets[group.Key];
-            var batch = new float[rows.Length * size];
-            for (int r = 0; r < rows.Length; r++)
-                Array.Copy(features, (long)rows[r] * size, batch, (long)r * size, size);
-
+            if (group.Key is not { } task)
+            {
+                ScoreInferred(Gather(features, rows), rows, labels, output);
+                continue;
+            }
+            var labelSet = _labelSets[task];
             float[] probabilities;
             using (var scope = torch.NewDisposeScope())
             using (torch.no_grad())
             {
-                var input = torch.tensor(batch, new long[] { rows.Length, size });
-                var logits = network.Forward(input, group.Key);
+                var logits = Model.Network.Forward(Input(Gather(features, rows), rows.Length), task);
                 probabilities = logits.softmax(1).to(torch.CPU).data<float>().ToArray();
             }
 
@@ -136,19 +143,57 @@ internal sealed class ApdScorer
             {
                 var scores = new float[classes];
                 Array.Copy(probabilities, (long)r * classes, scores, 0, classes);
-                output[rows[r]] = Predict(labelSet, scores, labels[rows[r]]);
+                output[rows[r]] = Predict(labelSet, scores, labels[rows[r]], task, 1);
             }
         }
     }
 
+    private void ScoreInferred(float[] batch, int[] rows, object?[] labels, ApdPrediction[] output)
+    {
+        ReportInference();
+        var tasks = Model.Tasks;
+        TaskInference.Result inferred;
+        using (var scope = torch.NewDisposeScope())
+            inferred = TaskInference.Infer(Model.Network, tasks, Input(batch, rows.Length));
+        for (int r = 0; r < rows.Length; r++)
+        {
+            string task = tasks[inferred.Tasks[r]];
+            output[rows[r]] = Predict(_labelSets[task], inferred.Probabilities[r], labels[rows[r]], task, inferred.Confidences[r]);
+        }
+    }
+
+    // Logged once per Transform (or row mapper): each binds its own scorer.
+    private void ReportInference()
+    {
+        if (Interlocked.Exchange(ref _inferenceReported, 1) != 0) return;
+        using var ch = Model.Environment.Register(nameof(ApdTransformer)).Start("Scoring");
+        string why = Routing.TaskColumn is { } column
+            ? $"rows with an empty task id in column '{column.Name}'"
+            : $"the input has no task id column '{Model.TaskIdColumnName}'";
+        ch.Info($"APD: {why}, so their task is inferred among {Model.Tasks.Count} tasks ({TaskInference.Rule} rule); " +
+            $"see columns '{Model.PredictedTaskColumnName}' and '{Model.TaskConfidenceColumnName}'.");
+    }
+
+    private float[] Gather(float[] features, int[] rows)
+    {
+        int size = FeatureSize;
+        var batch = new float[rows.Length * size];
+        for (int r = 0; r < rows.Length; r++)
+            Array.Copy(features, (long)rows[r] * size, batch, (long)r * size, size);
+        return batch;
+    }
+
+    private torch.Tensor Input(float[] batch, int rows) => torch.tensor(batch, new long[] { rows, FeatureSize });
+
     /// <summary>
-    /// Scores one row without libtorch when the network is fully connected (<see cref="Engine.ManagedTaskNetwork"/>): what
-    /// <c>PredictionEngine</c> calls per row. Falls back to <see cref="Score"/> for convolutional networks.
+    /// Scores one row without libtorch when the network is fully connected (<see cref="Engine.ManagedTaskNetwork"/>) and
+    /// the row's task is known: what <c>PredictionEngine</c> calls per row. Falls back to <see cref="Score"/> for
+    /// convolutional networks and for rows whose task is inferred.
     /// Scores agree with <see cref="Score"/>'s to float rounding (the sums run in another order).
     /// </summary>
-    public ApdPrediction ScoreOne(float[] features, string task, object? label, ref (float[] A, float[] B)? scratch)
+    public ApdPrediction ScoreOne(float[] features, string? task, object? label, ref (float[] A, float[] B)? scratch)
     {
-        var managed = Model.Network.ManagedWeights(task);
+        var managed = task is null ? null : Model.Network.ManagedWeights(task);
         if (managed is null)
         {
             var output = new ApdPrediction[1];
@@ -162,27 +207,28 @@ internal sealed class ApdScorer
         float max = scores.Max(), sum = 0;
         for (int c = 0; c < scores.Length; c++) sum += scores[c] = MathF.Exp(scores[c] - max);
         for (int c = 0; c < scores.Length; c++) scores[c] /= sum;
-        return Predict(_labelSets[task], scores, label);
+        return Predict(_labelSets[task!], scores, label, task!, 1);
     }
 
     /// <summary>
-    /// The prediction for one row's class probabilities. A row that cannot be scored — NaN or ±∞ in its features, or
-    /// features so large that the network overflows — gets NaN for every score and the label type's missing value as
-    /// PredictedLabel (<see cref="LabelColumnType.Missing"/>), and one warning per Transform in MLContext.Log.
+    /// The prediction for one row's class probabilities, scored by <paramref name="task"/> (with that confidence). A
+    /// row that cannot be scored — NaN or ±∞ in its features, or features so large that the network overflows — gets
+    /// NaN for every score and the label type's missing value as PredictedLabel (<see cref="LabelColumnType.Missing"/>),
+    /// and one warning per Transform in MLContext.Log.
     /// </summary>
-    private ApdPrediction Predict(TaskLabelSet labelSet, float[] scores, object? label)
+    private ApdPrediction Predict(TaskLabelSet labelSet, float[] scores, object? label, string task, float taskConfidence)
     {
         uint labelKey = (uint)(labelSet.IndexOf(label) + 1);
         if (!Array.TrueForAll(scores, float.IsFinite))
         {
             WarnUnscorable();
             Array.Fill(scores, float.NaN);
-            return new ApdPrediction(Model.LabelType.Missing, scores, labelKey);
+            return new ApdPrediction(Model.LabelType.Missing, scores, labelKey, task, taskConfidence);
         }
         int best = 0;
         for (int c = 1; c < scores.Length; c++)
             if (scores[c] > scores[best]) best = c;
-        return new ApdPrediction(labelSet.Values[best], scores, labelKey);
+        return new ApdPrediction(labelSet.Values[best], scores, labelKey, task, taskConfidence);
     }
 
     private int _warnedUnscorable;
@@ -210,6 +256,10 @@ internal sealed class ApdScorer
             });
         if (columnIndex == LabelKeyIndex)
             return (ValueGetter<uint>)((ref uint dst) => dst = current().LabelKey);
+        if (columnIndex == PredictedTaskIndex)
+            return (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> dst) => dst = current().Task.AsMemory());
+        if (columnIndex == TaskConfidenceIndex)
+            return (ValueGetter<float>)((ref float dst) => dst = current().TaskConfidence);
         throw new ArgumentOutOfRangeException(nameof(columnIndex));
     }
 
@@ -232,8 +282,9 @@ internal sealed class ApdScorer
             if (labelKeyActive && scorer.Label is { } l) _label = scorer.Model.LabelType.CreateReader(row, l);
         }
 
-        /// <summary>Copies the features to <paramref name="destination"/> and returns the row's task and label.</summary>
-        public (string Task, object? Label) Read(Span<float> destination)
+        /// <summary>Copies the features to <paramref name="destination"/> and returns the row's task (null: to be
+        /// inferred) and label.</summary>
+        public (string? Task, object? Label) Read(Span<float> destination)
         {
             _features(ref _buffer);
             _buffer.CopyTo(destination);

@@ -12,25 +12,103 @@ public sealed partial class ApdTrainer
     /// </summary>
     public sealed class Options
     {
+        /// <summary>
+        /// The default of every option, in one place: the options' initial values, the engine's settings and the
+        /// catalog overload's parameters all read them (as ML.NET's trainers' <c>Options.Defaults</c>).
+        /// </summary>
+        public static class Defaults
+        {
+            /// <summary>Default <see cref="Options.LabelColumnName"/>.</summary>
+            public const string LabelColumnName = "Label";
+            /// <summary>Default <see cref="Options.FeatureColumnName"/>.</summary>
+            public const string FeatureColumnName = "Features";
+            /// <summary>Default <see cref="Options.TaskIdColumnName"/>.</summary>
+            public const string TaskIdColumnName = "TaskId";
+            /// <summary>Default <see cref="Options.TaskId"/>.</summary>
+            public const string TaskId = "default";
+            /// <summary>Default <see cref="Options.ScoreColumnName"/>.</summary>
+            public const string ScoreColumnName = "Score";
+            /// <summary>Default <see cref="Options.PredictedLabelColumnName"/>.</summary>
+            public const string PredictedLabelColumnName = "PredictedLabel";
+            /// <summary>Default <see cref="Options.PredictedTaskColumnName"/>.</summary>
+            public const string PredictedTaskColumnName = "PredictedTask";
+            /// <summary>Default <see cref="Options.TaskConfidenceColumnName"/>.</summary>
+            public const string TaskConfidenceColumnName = "TaskConfidence";
+            /// <summary>Default <see cref="Options.HiddenLayerSizes"/> (a new array each time): { 256, 128 }.</summary>
+            public static int[] HiddenLayerSizes => [256, 128];
+            /// <summary>Default <see cref="Options.ConvolutionKernelSize"/>.</summary>
+            public const int ConvolutionKernelSize = 5;
+            /// <summary>Default <see cref="Options.NumberOfEpochs"/>.</summary>
+            public const int NumberOfEpochs = 5;
+            /// <summary>Default <see cref="Options.BatchSize"/>.</summary>
+            public const int BatchSize = 100;
+            /// <summary>Default <see cref="Options.LearningRate"/>.</summary>
+            public const double LearningRate = 1e-3;
+            /// <summary>Default <see cref="Options.LearningRateDecay"/>.</summary>
+            public const double LearningRateDecay = 0.95;
+            /// <summary>Default <see cref="Options.SparsityStrength"/> (λ₁).</summary>
+            public const double SparsityStrength = 4e-4;
+            /// <summary>Default <see cref="Options.RetroactiveStrength"/> (λ₂).</summary>
+            public const double RetroactiveStrength = 100;
+            /// <summary>Default <see cref="Options.MaskSparsityStrength"/> (λ_m).</summary>
+            public const double MaskSparsityStrength = 0;
+            /// <summary>Default <see cref="Options.WeightDecay"/>.</summary>
+            public const double WeightDecay = 1e-4;
+            /// <summary>Default <see cref="Options.GradientScale"/>.</summary>
+            public const double GradientScale = 10;
+            /// <summary>Default <see cref="Options.ConsolidationInterval"/> (s).</summary>
+            public const int ConsolidationInterval = 5;
+            /// <summary>Default <see cref="Options.InitialClusterCount"/> (K₀).</summary>
+            public const int InitialClusterCount = 2;
+            /// <summary>Default <see cref="Options.ClusterCountIncrement"/> (k).</summary>
+            public const int ClusterCountIncrement = 2;
+            /// <summary>Default <see cref="Options.ConsolidationThreshold"/> (β).</summary>
+            public const double ConsolidationThreshold = 1e-2;
+            /// <summary>Default <see cref="Options.RetroactiveUpdate"/>.</summary>
+            public const RetroactiveUpdateMode RetroactiveUpdate = RetroactiveUpdateMode.Fast;
+        }
+
         /// <summary>The label column (default <c>"Label"</c>): key, text, boolean, or a numeric type.
         /// Each task has its own label set: the distinct values of its rows, sorted ascending.</summary>
-        public string LabelColumnName = "Label";
+        public string LabelColumnName = Defaults.LabelColumnName;
 
         /// <summary>The feature column (default <c>"Features"</c>): a known-size vector of <see cref="float"/>.</summary>
-        public string FeatureColumnName = "Features";
+        public string FeatureColumnName = Defaults.FeatureColumnName;
 
         /// <summary>
         /// The text column naming each row's task (default <c>"TaskId"</c>). When training data has it, every distinct
         /// value becomes one task, trained in order of first appearance. When it is absent, all rows form one task
         /// named <see cref="TaskId"/>. At prediction time each row is routed to its task's head.
         /// </summary>
-        public string TaskIdColumnName = "TaskId";
+        public string TaskIdColumnName = Defaults.TaskIdColumnName;
 
         /// <summary>Task name used when the data has no <see cref="TaskIdColumnName"/> column (default <c>"default"</c>).</summary>
-        public string TaskId = "default";
+        public string TaskId = Defaults.TaskId;
+
+        /// <summary>The output column of the row's task's class probabilities (default <c>"Score"</c>).</summary>
+        public string ScoreColumnName = Defaults.ScoreColumnName;
+
+        /// <summary>The output column of the predicted label, in the training label's type (default <c>"PredictedLabel"</c>).</summary>
+        public string PredictedLabelColumnName = Defaults.PredictedLabelColumnName;
+
+        /// <summary>The output column naming the task that scored the row (text, default <c>"PredictedTask"</c>): the
+        /// row's own task id when it has one, else the inferred task. Absent with fixed routing
+        /// (<see cref="ApdTransformer.ForTask"/>, or a one-task model) and when <see cref="RequireTaskId"/> is set.</summary>
+        public string PredictedTaskColumnName = Defaults.PredictedTaskColumnName;
+
+        /// <summary>The output column beside <see cref="PredictedTaskColumnName"/> (Single, default
+        /// <c>"TaskConfidence"</c>): the probability the model gives the inferred task, or 1 when the row named its task.</summary>
+        public string TaskConfidenceColumnName = Defaults.TaskConfidenceColumnName;
+
+        /// <summary>
+        /// When true, scoring a multi-task model requires the task id column and a known task id in every row (an
+        /// <see cref="ArgumentOutOfRangeException"/> without the column, an <see cref="InvalidOperationException"/> for an
+        /// empty id), as before task inference existed. Default false: a row without a task id gets its task inferred.
+        /// </summary>
+        public bool RequireTaskId;
 
         /// <summary>Sizes of the fully-connected hidden layers (ReLU), default <c>{ 256, 128 }</c>. Must not be empty.</summary>
-        public int[] HiddenLayerSizes = { 256, 128 };
+        public int[] HiddenLayerSizes = Defaults.HiddenLayerSizes;
 
         /// <summary>
         /// Output channels of optional convolution blocks before the fully-connected layers (each: convolution with
@@ -40,7 +118,7 @@ public sealed partial class ApdTrainer
         public int[]? ConvolutionLayers;
 
         /// <summary>Kernel size of the convolution blocks (default 5).</summary>
-        public int ConvolutionKernelSize = 5;
+        public int ConvolutionKernelSize = Defaults.ConvolutionKernelSize;
 
         /// <summary>
         /// Layout of the feature vector as an image (row-major channels·height·width), needed for
@@ -49,49 +127,49 @@ public sealed partial class ApdTrainer
         public (int Channels, int Height, int Width)? ImageShape;
 
         /// <summary>Epochs per task (default 5).</summary>
-        public int NumberOfEpochs = 5;
+        public int NumberOfEpochs = Defaults.NumberOfEpochs;
 
         /// <summary>Mini-batch size (default 100).</summary>
-        public int BatchSize = 100;
+        public int BatchSize = Defaults.BatchSize;
 
         /// <summary>Adam learning rate (default 1e-3).</summary>
-        public double LearningRate = 1e-3;
+        public double LearningRate = Defaults.LearningRate;
 
         /// <summary>Learning rate multiplier applied after every epoch, in (0, 1] (default 0.95).</summary>
-        public double LearningRateDecay = 0.95;
+        public double LearningRateDecay = Defaults.LearningRateDecay;
 
         /// <summary>λ₁: L1 strength on the task-adaptive parameters τ_t, and their hard threshold |τ| ≤ λ₁ ⇒ 0 (default 4e-4).</summary>
-        public double SparsityStrength = 4e-4;
+        public double SparsityStrength = Defaults.SparsityStrength;
 
         /// <summary>λ₂: weight of the retroactive term Σ_{i&lt;t} ‖σ ⊙ M_i + τ_i − θ_i*‖² that keeps earlier tasks (default 100).</summary>
-        public double RetroactiveStrength = 100;
+        public double RetroactiveStrength = Defaults.RetroactiveStrength;
 
         /// <summary>λ_m: L1 strength on the mask logits v_t (default 0).</summary>
-        public double MaskSparsityStrength = 0;
+        public double MaskSparsityStrength = Defaults.MaskSparsityStrength;
 
         /// <summary>wd: L2 on τ_t and v_t (and σ during the first task) (default 1e-4).</summary>
-        public double WeightDecay = 1e-4;
+        public double WeightDecay = Defaults.WeightDecay;
 
         /// <summary>Gradients are multiplied by this before each optimizer step (default 10, as the authors).</summary>
-        public double GradientScale = 10;
+        public double GradientScale = Defaults.GradientScale;
 
         /// <summary>s: hierarchical knowledge consolidation runs after every s tasks (default 5, at least 1).</summary>
-        public int ConsolidationInterval = 5;
+        public int ConsolidationInterval = Defaults.ConsolidationInterval;
 
         /// <summary>K₀: number of task clusters at the first consolidation (default 2).</summary>
-        public int InitialClusterCount = 2;
+        public int InitialClusterCount = Defaults.InitialClusterCount;
 
         /// <summary>k: clusters added at each later consolidation (default 2).</summary>
-        public int ClusterCountIncrement = 2;
+        public int ClusterCountIncrement = Defaults.ClusterCountIncrement;
 
         /// <summary>β: an element becomes locally shared within a cluster when max − min of its τ over the cluster's tasks ≤ β (default 1e-2).</summary>
-        public double ConsolidationThreshold = 1e-2;
+        public double ConsolidationThreshold = Defaults.ConsolidationThreshold;
 
         /// <summary>How the retroactive term is computed: <see cref="RetroactiveUpdateMode.Fast"/> (default: a step costs
         /// the same whatever the number of tasks, and earlier τ_i are solved in closed form on their sparse support after
         /// each epoch; on Split Fashion-MNIST it ends with the dense reference's accuracy, within 0.02× of its capacity) or
         /// <see cref="RetroactiveUpdateMode.Exact"/> (the authors' dense algorithm, step cost growing with every task).</summary>
-        public RetroactiveUpdateMode RetroactiveUpdate = RetroactiveUpdateMode.Fast;
+        public RetroactiveUpdateMode RetroactiveUpdate = Defaults.RetroactiveUpdate;
 
         // Compactness (beyond the paper): how much of each task is stored. Defaults measured in docs/benchmarks.md;
         // Paper() turns every lever off. See README "Size".
@@ -194,6 +272,13 @@ public sealed partial class ApdTrainer
                 throw new ArgumentException($"{nameof(LabelColumnName)} and {nameof(FeatureColumnName)} are both '{LabelColumnName}'; they must be different columns.", nameof(LabelColumnName));
             if (TaskIdColumnName == LabelColumnName || TaskIdColumnName == FeatureColumnName)
                 throw new ArgumentException($"{nameof(TaskIdColumnName)} '{TaskIdColumnName}' is also the {(TaskIdColumnName == LabelColumnName ? "label" : "feature")} column; the task id needs its own column.", nameof(TaskIdColumnName));
+            Name(ScoreColumnName, nameof(ScoreColumnName));
+            Name(PredictedLabelColumnName, nameof(PredictedLabelColumnName));
+            Name(PredictedTaskColumnName, nameof(PredictedTaskColumnName));
+            Name(TaskConfidenceColumnName, nameof(TaskConfidenceColumnName));
+            var outputs = new[] { ScoreColumnName, PredictedLabelColumnName, PredictedTaskColumnName, TaskConfidenceColumnName };
+            if (outputs.Distinct().Count() != outputs.Length)
+                throw new ArgumentException($"The output column names ({string.Join(", ", outputs)}) must differ from each other.", nameof(ScoreColumnName));
             CheckTaskName(TaskId, nameof(TaskId), nameof(TaskId));
             if (HiddenLayerSizes is null || HiddenLayerSizes.Length == 0)
                 throw new ArgumentException($"{nameof(HiddenLayerSizes)} must list at least one layer size.", nameof(HiddenLayerSizes));
@@ -216,14 +301,10 @@ public sealed partial class ApdTrainer
                     throw new ArgumentException($"{nameof(ConvolutionLayers)} needs {nameof(ImageShape)} (channels, height, width) of the feature vector.", nameof(ImageShape));
                 if (ConvolutionKernelSize < 1)
                     throw new ArgumentOutOfRangeException(nameof(ConvolutionKernelSize), ConvolutionKernelSize, $"{nameof(ConvolutionKernelSize)} must be at least 1.");
-                var (_, height, width) = ImageShape.Value;
-                foreach (int _ in ConvolutionLayers)
-                {
-                    height = (height - ConvolutionKernelSize + 1) / 2;
-                    width = (width - ConvolutionKernelSize + 1) / 2;
-                    if (height < 1 || width < 1)
-                        throw new ArgumentException($"{nameof(ImageShape)} {ImageShape} is too small for {ConvolutionLayers.Length} convolution blocks of kernel size {ConvolutionKernelSize}.", nameof(ImageShape));
-                }
+                var (channels, height, width) = ImageShape.Value;
+                var output = ToArchitecture(channels * height * width).ConvolutionOutput!;
+                if (output.Height < 1 || output.Width < 1)
+                    throw new ArgumentException($"{nameof(ImageShape)} {ImageShape} is too small for {ConvolutionLayers.Length} convolution blocks of kernel size {ConvolutionKernelSize}.", nameof(ImageShape));
             }
             // Layer sizes and memory as far as known without data (the first layer's input is checked again in Fit).
             ApdLimits.CheckArchitecture(ToArchitecture(ImageLayout?.Size ?? 1), ApdLimits.AvailableBytes);

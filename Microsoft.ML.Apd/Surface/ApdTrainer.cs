@@ -204,8 +204,8 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
                 throw;
             }
 
-            var model = new ApdTransformer(_env, new SharedNetwork(network), labelType, labelSets, o.FeatureColumnName,
-                o.LabelColumnName, o.TaskIdColumnName, selectedTask: null, hyperparameters);
+            var model = new ApdTransformer(_env, new SharedNetwork(network), labelType, labelSets, ScoringColumns.From(o),
+                o.RequireTaskId, selectedTask: null);
             // Every model Fit returns can be saved (and so loaded): its stored size is within the loader's limit.
             long size = model.PayloadSize();
             if (size > ApdLimits.MaxModelBytes)
@@ -237,7 +237,7 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
         var source = TaskBatchSources.Create(rows, task, classOfLabelId, labels.Count, _options.DataLoading,
             _options.InMemoryLimitMegabytes, _options.ShufflePoolSize, network.Device, ch);
         using (source as IDisposable)
-            ApdLearner.TrainTask(network, task.Task, labels.Count, source, hyperparameters, new ProgressReporter(this, ch), cancellation);
+            ApdLearner.LearnTask(network, task.Task, labels.Count, source, hyperparameters, new ProgressReporter(this, ch), cancellation);
         ch.Info($"APD: task '{task.Task}' trained in {(DateTime.UtcNow - started).TotalSeconds:F1} s.");
     }
 
@@ -272,9 +272,11 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
     }
 
     /// <summary>
-    /// The columns <see cref="Fit(IDataView)"/>'s model adds: <c>PredictedLabel</c> (the label's type), <c>Score</c>
-    /// (a vector of Single: known size when every row goes to one task, i.e. the input has no task id column and this
-    /// trainer has no earlier model; variable size otherwise) and, in the single-task case, the label as a key.
+    /// The columns <see cref="Fit(IDataView)"/>'s model adds (named by the options): <c>PredictedLabel</c> (the label's
+    /// type), <c>Score</c> (a vector of Single: known size when every row goes to one task, i.e. the input has no task id
+    /// column and this trainer has no earlier model; variable size otherwise), and either, in that single-task case, the
+    /// label as a key, or, when a row's task may be inferred, <c>PredictedTask</c> (text) and <c>TaskConfidence</c>
+    /// (Single). The routing rules are those of the model itself (see <see cref="ApdTransformer"/>).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A column is missing or has the wrong type; the message names it.</exception>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
@@ -299,11 +301,18 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
             : new SchemaShape(scoreKinds);
         var slotNames = MLNetInternal.ShapeColumn(AnnotationUtils.Kinds.SlotNames, SchemaShape.Column.VectorKind.Vector, text, false);
         var result = inputSchema.ToDictionary(c => c.Name);
-        result[ApdScorer.PredictedLabelColumnName] = MLNetInternal.ShapeColumn(ApdScorer.PredictedLabelColumnName,
+        result[o.PredictedLabelColumnName] = MLNetInternal.ShapeColumn(o.PredictedLabelColumnName,
             SchemaShape.Column.VectorKind.Scalar, label.ItemType, label.IsKey, predictedAnnotations);
-        result[ApdScorer.ScoreColumnName] = MLNetInternal.ShapeColumn(ApdScorer.ScoreColumnName,
+        result[o.ScoreColumnName] = MLNetInternal.ShapeColumn(o.ScoreColumnName,
             mixed ? SchemaShape.Column.VectorKind.VariableVector : SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false,
             new SchemaShape(mixed ? scoreKinds : new[] { slotNames }.Concat(scoreKinds)));
+        if (TaskRouting.HasInference(routing, o.RequireTaskId))
+        {
+            result[o.PredictedTaskColumnName] = MLNetInternal.ShapeColumn(o.PredictedTaskColumnName,
+                SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false);
+            result[o.TaskConfidenceColumnName] = MLNetInternal.ShapeColumn(o.TaskConfidenceColumnName,
+                SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single, false);
+        }
         if (!mixed)
             result[o.LabelColumnName] = MLNetInternal.ShapeColumn(o.LabelColumnName, SchemaShape.Column.VectorKind.Scalar,
                 NumberDataViewType.UInt32, true,

@@ -9,13 +9,23 @@ namespace Microsoft.ML.Apd;
 /// <see cref="ApdTrainer.Fit(IDataView)"/> and its overloads, and by <see cref="Forget"/> and <see cref="ForTask"/>.
 /// </summary>
 /// <remarks>
-/// <para><b>Output columns.</b> <c>PredictedLabel</c> has the training label's type and values (text labels give text,
-/// key labels keep their key type and KeyValues annotation, numbers and booleans stay numbers and booleans).
-/// <c>Score</c> holds the row's task's class probabilities, in the order of the task's label set (its distinct label
-/// values sorted ascending); its SlotNames annotation names them.</para>
+/// <para><b>Output columns</b> (names set by the trainer's options). <c>PredictedLabel</c> has the training label's type
+/// and values (text labels give text, key labels keep their key type and KeyValues annotation, numbers and booleans stay
+/// numbers and booleans). <c>Score</c> holds the row's task's class probabilities, in the order of the task's label set
+/// (its distinct label values sorted ascending); its SlotNames annotation names them.</para>
 /// <para><b>Routing.</b> Each row goes to the task named in its <see cref="TaskIdColumnName"/> column (text). A row
 /// naming an unknown task fails with an <see cref="InvalidOperationException"/> listing the known tasks. In this mixed
 /// mode <c>Score</c> is a variable-size vector, since tasks may have different class counts.</para>
+/// <para><b>Prediction without a task id.</b> When the input has no task id column (and the model has several tasks),
+/// or a row's task id is empty, the row's task is inferred: every task's network scores the row and the task whose
+/// prediction has the lowest entropy (normalised by log of its class count; SupSup's rule) wins. <c>PredictedLabel</c>
+/// and <c>Score</c> are then that task's, and two more columns tell which task it was: <c>PredictedTask</c> (text: the
+/// row's own task id when it has one) and <c>TaskConfidence</c> (Single in (0, 1]: the softmax over tasks of their
+/// negative normalised entropies at the inferred task; 1 when the row named its task). Inference is reliable when tasks
+/// see different inputs (e.g. permuted pixels) and weak when they share an input distribution (class-incremental
+/// splits of one dataset): see the README. Set <see cref="ApdTrainer.Options.RequireTaskId"/> to require task ids
+/// instead. Scoring a row without a task id runs every task's network, in batches; <c>MLContext.Log</c> says once per
+/// <see cref="Transform"/> when inference is used.</para>
 /// <para><b>Single-task views.</b> <see cref="ForTask"/> (or a model with only one task, on input without the task id
 /// column) routes every row to one task: <c>Score</c> is then a known-size vector, and when the input has the label
 /// column (of the training label type), the output also contains a column of the same name that hides it: the label
@@ -34,30 +44,43 @@ public sealed partial class ApdTransformer : ITransformer, IDisposable
     private int _disposed;
 
     internal ApdTransformer(IHostEnvironment env, SharedNetwork shared, LabelColumnType labelType,
-        IReadOnlyDictionary<string, TaskLabelSet> labelSets, string featureColumnName, string labelColumnName,
-        string taskIdColumnName, string? selectedTask, ApdHyperparameters? hyperparameters)
+        IReadOnlyDictionary<string, TaskLabelSet> labelSets, ScoringColumns columns, bool requireTaskId, string? selectedTask)
     {
         _env = env;
         _shared = shared;
         LabelType = labelType;
         LabelSets = new Dictionary<string, TaskLabelSet>(labelSets);
-        FeatureColumnName = featureColumnName;
-        LabelColumnName = labelColumnName;
-        TaskIdColumnName = taskIdColumnName;
+        Columns = columns;
+        RequireTaskId = requireTaskId;
         SelectedTask = selectedTask;
-        Hyperparameters = hyperparameters;
         if (selectedTask is not null && !LabelSets.ContainsKey(selectedTask))
             throw new InvalidDataException($"Selected task '{selectedTask}' is not a task of the model.");
     }
 
     /// <summary>The feature column read at prediction time (a known-size vector of Single).</summary>
-    public string FeatureColumnName { get; }
+    public string FeatureColumnName => Columns.Features;
 
     /// <summary>The label column of training; used at prediction time only by single-task views (see remarks).</summary>
-    public string LabelColumnName { get; }
+    public string LabelColumnName => Columns.Label;
 
     /// <summary>The text column naming each row's task.</summary>
-    public string TaskIdColumnName { get; }
+    public string TaskIdColumnName => Columns.TaskId;
+
+    /// <summary>The output column of class probabilities (<see cref="ApdTrainer.Options.ScoreColumnName"/>).</summary>
+    public string ScoreColumnName => Columns.Score;
+
+    /// <summary>The output column of the predicted label (<see cref="ApdTrainer.Options.PredictedLabelColumnName"/>).</summary>
+    public string PredictedLabelColumnName => Columns.PredictedLabel;
+
+    /// <summary>The output column naming the task that scored each row (<see cref="ApdTrainer.Options.PredictedTaskColumnName"/>).</summary>
+    public string PredictedTaskColumnName => Columns.PredictedTask;
+
+    /// <summary>The output column of the confidence in <see cref="PredictedTaskColumnName"/> (<see cref="ApdTrainer.Options.TaskConfidenceColumnName"/>).</summary>
+    public string TaskConfidenceColumnName => Columns.TaskConfidence;
+
+    /// <summary>True when rows must name their task (<see cref="ApdTrainer.Options.RequireTaskId"/>); false when a
+    /// multi-task model infers the task of a row without one.</summary>
+    public bool RequireTaskId { get; }
 
     /// <summary>The task this view predicts (<see cref="ForTask"/>), or null when rows are routed by their task id.</summary>
     public string? SelectedTask { get; }
@@ -80,7 +103,7 @@ public sealed partial class ApdTransformer : ITransformer, IDisposable
     internal IHostEnvironment Environment => _env;
     internal LabelColumnType LabelType { get; }
     internal Dictionary<string, TaskLabelSet> LabelSets { get; }
-    internal ApdHyperparameters? Hyperparameters { get; }
+    internal ScoringColumns Columns { get; }
 
     /// <summary>
     /// The classes of <paramref name="task"/> in the order of its <c>Score</c> vector (its label values sorted
@@ -99,8 +122,7 @@ public sealed partial class ApdTransformer : ITransformer, IDisposable
     public ApdTransformer ForTask(string task)
     {
         GetLabelSet(task);
-        return new ApdTransformer(_env, Share(), LabelType, LabelSets, FeatureColumnName, LabelColumnName,
-            TaskIdColumnName, task, Hyperparameters);
+        return new ApdTransformer(_env, Share(), LabelType, LabelSets, Columns, RequireTaskId, task);
     }
 
     /// <summary>
@@ -119,8 +141,8 @@ public sealed partial class ApdTransformer : ITransformer, IDisposable
         {
             network.Forget(task);
             var labelSets = LabelSets.Where(p => p.Key != task).ToDictionary(p => p.Key, p => p.Value);
-            return new ApdTransformer(_env, new SharedNetwork(network), LabelType, labelSets, FeatureColumnName,
-                LabelColumnName, TaskIdColumnName, SelectedTask, Hyperparameters);
+            return new ApdTransformer(_env, new SharedNetwork(network), LabelType, labelSets, Columns, RequireTaskId,
+                SelectedTask);
         }
         catch
         {

@@ -8,9 +8,33 @@ namespace Microsoft.ML.Apd.Engine;
 internal static class ApdLearner
 {
     /// <summary>
+    /// What <see cref="ApdTrainer"/> does for each task: <see cref="TrainTask(ApdNetwork, string, int, IBatchSource, ApdHyperparameters, IProgress{TaskTrainingProgress}?, CancellationToken)"/>,
+    /// then knowledge consolidation when the schedule says it is due (<see cref="KnowledgeConsolidation.IsDue"/>).
+    /// </summary>
+    public static void LearnTask(ApdNetwork network, string task, int classCount, IBatchSource rows,
+        ApdHyperparameters hyperparameters, IProgress<TaskTrainingProgress>? progress, CancellationToken cancellation)
+    {
+        TrainTask(network, task, classCount, rows, hyperparameters, progress, cancellation);
+        if (!KnowledgeConsolidation.IsDue(network, hyperparameters.ConsolidationInterval)) return;
+        KnowledgeConsolidation.Consolidate(network, hyperparameters);
+        if (network.FindNonFinite() is { } where)
+            throw new NotFiniteNumberException($"Task '{task}': after knowledge consolidation, {where} is NaN or infinite.");
+    }
+
+    /// <summary><see cref="LearnTask(ApdNetwork, string, int, IBatchSource, ApdHyperparameters, IProgress{TaskTrainingProgress}?, CancellationToken)"/> on rows held in tensors.</summary>
+    public static void LearnTask(ApdNetwork network, string task, int classCount, Tensor features, Tensor labels,
+        ApdHyperparameters hyperparameters, IProgress<TaskTrainingProgress>? progress, CancellationToken cancellation)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        using var rows = new TensorBatchSource(features, labels, network.Architecture.InputSize, classCount, network.Device);
+        LearnTask(network, task, classCount, rows, hyperparameters, progress, cancellation);
+    }
+
+    /// <summary>
     /// Appends <paramref name="task"/> to <paramref name="network"/> (mutating it) and trains it with the APD objective
-    /// and retroactive update on rows held in tensors: <paramref name="features"/> [N, InputSize] float32 and
-    /// <paramref name="labels"/> [N] int64 in 0..classCount-1, on any device. See the <see cref="IBatchSource"/> overload.
+    /// and retroactive update on rows held in tensors, without consolidation: <paramref name="features"/> [N, InputSize]
+    /// float32 and <paramref name="labels"/> [N] int64 in 0..classCount-1, on any device. See the
+    /// <see cref="IBatchSource"/> overload.
     /// </summary>
     public static void TrainTask(ApdNetwork network, string task, int classCount, Tensor features, Tensor labels,
         ApdHyperparameters hyperparameters, IProgress<TaskTrainingProgress>? progress, CancellationToken cancellation)
@@ -22,8 +46,7 @@ internal static class ApdLearner
 
     /// <summary>
     /// Appends <paramref name="task"/> to <paramref name="network"/> (mutating it) and trains it with the APD objective
-    /// and retroactive update on the batches of <paramref name="rows"/>; consolidates afterwards when the task count is
-    /// a multiple of s. Throws <see cref="OperationCanceledException"/> at the next batch when cancelled, and whatever
+    /// and retroactive update on the batches of <paramref name="rows"/>; no consolidation (<c>LearnTask</c> adds it). Throws <see cref="OperationCanceledException"/> at the next batch when cancelled, and whatever
     /// <paramref name="rows"/> throws; the network is then in an undefined state (callers train a clone).
     /// </summary>
     public static void TrainTask(ApdNetwork network, string task, int classCount, IBatchSource rows,
@@ -77,8 +100,6 @@ internal static class ApdLearner
             if (epoch + 1 < h.NumberOfEpochs) session.Retroactive.Refresh(session.Shared);
         }
         session.Commit();
-        if (h.ConsolidationInterval > 0 && network.Tasks.Count % h.ConsolidationInterval == 0)
-            KnowledgeConsolidation.Consolidate(network, h);
         if (network.FindNonFinite() is { } where)
             throw Diverged(task, h.NumberOfEpochs - 1, h, $"after training, {where} is NaN or infinite", double.NaN, largestFeature);
     }

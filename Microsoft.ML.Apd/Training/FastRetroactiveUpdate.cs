@@ -99,7 +99,8 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         foreach (var layer in network.Layers)
         {
             using var scope = NewDisposeScope();
-            var masks = _tasks.Select(t => sigmoid(layer.Slots[t].MaskLogits)).ToArray();
+            // M_i flat over the output units [out]: the support's elements look their row's mask up by index.
+            var masks = _tasks.Select(t => layer.Mask(layer.Slots[t].MaskLogits).flatten()).ToArray();
             var state = new LayerState
             {
                 SharedAtStart = layer.Shared.detach().clone(),

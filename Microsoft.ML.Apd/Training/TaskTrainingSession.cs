@@ -154,7 +154,6 @@ internal sealed class TaskTrainingSession : IDisposable
                 SparseAdaptive.FromDense(Adaptive[l], threshold, _hyperparameters.HalfPrecisionStorage)));
         }
         Retroactive.Commit(_network);
-        _network.AdaptiveThreshold = threshold;
         _network.AddTask(Task, new TaskHead(TensorOwnership.Copy(HeadWeight), TensorOwnership.Copy(HeadBias)), slots);
     }
 

@@ -3,7 +3,8 @@ using Microsoft.ML.Apd.Benchmarks;
 using Microsoft.ML.Apd.Engine;
 using Microsoft.ML.Apd.Samples;
 
-// dotnet run -c Release --project benchmarks/Apd.Benchmarks -- <split|steps|profile|api|all> [--data DIR] [--out DIR]
+// dotnet run -c Release --project benchmarks/Apd.Benchmarks -- <split|steps|profile|api|inference|all> [--data DIR] [--out DIR]
+//   inference: [--parts permuted,split,speed] [--epochs 5]
 //   split: [--mode exact,fast] [--epochs 5]   steps: [--architectures mlp,conv] [--last-task 50]   api: [--tasks 50] [--api-epochs 5] [--api-images 12000]
 string command = args.Length > 0 ? args[0] : "all";
 if (command == "chart")
@@ -24,11 +25,13 @@ Console.WriteLine($"data: {(dataDirectory ?? "shipped subset")}; {Environment.Pr
 
 if (command is "split" or "all")
     foreach (var mode in (Option("--mode") ?? "exact,fast").Split(','))
-        SplitFashionMnist.Run(train, test, Enum.Parse<RetroactiveUpdateMode>(mode, ignoreCase: true), epochs, Console.Out);
+        SplitFashionMnistEngine.Run(train, test, Enum.Parse<RetroactiveUpdateMode>(mode, ignoreCase: true), epochs, Console.Out);
 if (command is "profile")
     StepProfile.Run(train, Console.Out);
 if (command is "steps" or "all")
     StepTimes.Run(train, Option("--architectures") ?? "mlp,conv", int.Parse(Option("--last-task") ?? "50"), Console.Out);
+if (command is "inference")
+    TaskInferenceBenchmark.Run(train, test, epochs, Option("--parts") ?? "permuted,split,speed", Console.Out);
 if (command is "api" or "all")
 {
     // Each permuted task: the first --api-images training images (default 12,000, the size of a Split task; 60000 for

@@ -58,7 +58,8 @@ internal static class PublicApi
         SaveLoad(ml, model!, output);
     }
 
-    private static IEnumerable<Row> Permuted(FashionMnistSet set, int task, int? limit = null)
+    /// <summary>Task <paramref name="task"/> of permuted Fashion-MNIST (pixel permutation seeded by the task), text labels.</summary>
+    internal static IEnumerable<Row> Permuted(FashionMnistSet set, int task, int? limit = null)
     {
         var permutation = Enumerable.Range(0, FashionMnist.ImageSize).ToArray();
         new Random(task).Shuffle(permutation);

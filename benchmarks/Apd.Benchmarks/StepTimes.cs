@@ -51,7 +51,7 @@ internal static class StepTimes
             if (task == checkpoints[^1]) break;
             using var scope = NewDisposeScope();
             var (x, y) = PermutedTask(train, task);
-            ApdLearner.TrainTask(network, $"task{task}", 10, x, y, build, null, CancellationToken.None);
+            ApdLearner.LearnTask(network, $"task{task}", 10, x, y, build, null, CancellationToken.None);
         }
     }
 

@@ -4,7 +4,7 @@ namespace Microsoft.ML.Apd.Samples.Continual;
 
 /// <summary>Split scenario: a task sees only a few of the ten classes (their images unchanged).</summary>
 public sealed class ClassSplitTask(IReadOnlyList<int> classes)
-    : ContinualTask(string.Join("|", classes.Select(c => FashionMnist.ClassNames[c])),
+    : ContinualTask(SplitFashionMnist.TaskName(classes),
         classes.Select(c => FashionMnist.ClassNames[c]).ToArray())
 {
     protected override (Tensor Images, Tensor Labels) Derive(TaskData source)

@@ -6,19 +6,16 @@ public enum ScenarioKind { Split, Permuted, Rotated }
 /// <summary>Builds the tasks of a scenario in their canonical order.</summary>
 public static class Scenario
 {
-    /// <summary>The split scenario's class pairs: five tasks of two classes each.</summary>
-    public static readonly int[][] SplitClassPairs = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]];
-
-    public static int DefaultTaskCount(ScenarioKind kind) => kind == ScenarioKind.Split ? SplitClassPairs.Length : 10;
+    public static int DefaultTaskCount(ScenarioKind kind) => kind == ScenarioKind.Split ? SplitFashionMnist.ClassPairs.Length : 10;
 
     public static IReadOnlyList<ContinualTask> Create(ScenarioKind kind, int taskCount, int seed)
     {
         if (taskCount < 1) throw new ArgumentOutOfRangeException(nameof(taskCount), "A scenario needs at least one task.");
         return kind switch
         {
-            ScenarioKind.Split when taskCount > SplitClassPairs.Length =>
-                throw new ArgumentOutOfRangeException(nameof(taskCount), $"The split scenario has at most {SplitClassPairs.Length} tasks."),
-            ScenarioKind.Split => SplitClassPairs.Take(taskCount).Select(pair => new ClassSplitTask(pair)).ToArray(),
+            ScenarioKind.Split when taskCount > SplitFashionMnist.ClassPairs.Length =>
+                throw new ArgumentOutOfRangeException(nameof(taskCount), $"The split scenario has at most {SplitFashionMnist.ClassPairs.Length} tasks."),
+            ScenarioKind.Split => SplitFashionMnist.ClassPairs.Take(taskCount).Select(pair => new ClassSplitTask(pair)).ToArray(),
             // Each task's permutation depends on the run seed and the task, never on the order tasks are learned in.
             ScenarioKind.Permuted => Enumerable.Range(0, taskCount).Select(t => new PermutedPixelsTask(t, HashCode.Combine(seed, t))).ToArray(),
             // Angles spread evenly over [0°, 180°), like the rotated-MNIST benchmarks.

@@ -10,13 +10,13 @@ namespace Microsoft.ML.Apd.Benchmarks;
 /// batch 100, Adam 1e-3 ×0.95 per epoch, the authors' λs and algorithm (<see cref="ApdHyperparameters.Paper"/>), consolidation after task 5. Prints the accuracy matrix, capacity
 /// before and after consolidation, and seconds per epoch per task, for the chosen retroactive update.
 /// </summary>
-internal static class SplitFashionMnist
+internal static class SplitFashionMnistEngine
 {
     public static void Run(FashionMnistSet train, FashionMnistSet test, RetroactiveUpdateMode mode, int epochs, TextWriter output)
     {
         var h = ApdHyperparameters.Paper with { NumberOfEpochs = epochs, RetroactiveUpdate = mode };
         using var network = ApdNetwork.Create(new ApdArchitecture(784, [256, 128], [], null), CPU, h.Seed);
-        int tasks = 5;
+        int tasks = SplitFashionMnist.TaskCount;
         var accuracy = new double[tasks, tasks];
         output.WriteLine($"## Split Fashion-MNIST, {mode}, {epochs} epochs, {train.Count} train / {test.Count} test images");
         for (int t = 0; t < tasks; t++)
@@ -24,10 +24,10 @@ internal static class SplitFashionMnist
             using var scope = NewDisposeScope();
             var (x, y) = Task(train, t);
             var watch = Stopwatch.StartNew();
-            // Capacity just before the consolidation that follows the last task: train with consolidation off, then
-            // consolidate explicitly.
+            // Capacity just before the consolidation that follows the last task: train it alone, then consolidate.
             bool last = t == tasks - 1;
-            ApdLearner.TrainTask(network, $"task{t}", 2, x, y, last ? h with { ConsolidationInterval = 0 } : h, null, CancellationToken.None);
+            if (last) ApdLearner.TrainTask(network, $"task{t}", 2, x, y, h, null, CancellationToken.None);
+            else ApdLearner.LearnTask(network, $"task{t}", 2, x, y, h, null, CancellationToken.None);
             double seconds = watch.Elapsed.TotalSeconds;
             if (last)
             {
@@ -48,12 +48,13 @@ internal static class SplitFashionMnist
         output.WriteLine($"final average accuracy {100 * average:F2} %, worst drop {100 * worstDrop:F2} points");
     }
 
-    /// <summary>Task t: classes 2t and 2t+1, relabelled 0/1.</summary>
+    /// <summary>Task t of <see cref="SplitFashionMnist"/>, its classes relabelled 0/1.</summary>
     public static (Tensor Features, Tensor Labels) Task(FashionMnistSet set, int t)
     {
-        var rows = Enumerable.Range(0, set.Count).Where(i => set.Labels[i] / 2 == t).ToArray();
+        var classes = SplitFashionMnist.ClassPairs[t];
+        var rows = SplitFashionMnist.Rows(set, classes);
         var features = tensor(rows.SelectMany(i => set.Images[i]).ToArray(), [rows.Length, 784]);
-        var labels = tensor(rows.Select(i => (long)(set.Labels[i] % 2)).ToArray());
+        var labels = tensor(rows.Select(i => (long)SplitFashionMnist.LocalLabel(classes, set.Labels[i])).ToArray());
         return (features, labels);
     }
 
