@@ -140,4 +140,30 @@ public sealed class NetworkTests
             catch (InvalidDataException) { }
         }
     }
+
+    /// <summary>Scoring every task at once (the first layer factored as (x σᵀ) ⊙ m_t + x A_tᵀ) computes what Forward
+    /// computes per task, with locally-shared σ̃ after consolidation, for MLPs and (by fallback) CNNs.</summary>
+    [TestMethod]
+    public void ForwardAllMatchesForwardPerTask()
+    {
+        var h = EngineTestData.QuickSettings with { ConsolidationInterval = 4, ConsolidationThreshold = 0.05 };
+        foreach (var architecture in new[] { EngineTestData.SmallMlp, EngineTestData.SmallCnn })
+        {
+            using var network = EngineTestData.Train(architecture, 4, h);
+            Assert.IsTrue(network.Layers.Any(l => l.LocallyShared.Count > 0), "σ̃ exists");
+            var (x, _) = EngineTestData.Task(7, architecture.InputSize, n: 50);
+            using (x)
+            {
+                var all = network.ForwardAll(x, network.Tasks);
+                for (int t = 0; t < network.Tasks.Count; t++)
+                    using (all[t])
+                    {
+                        var expected = EngineTestData.Logits(network, network.Tasks[t], x);
+                        var actual = all[t].data<float>().ToArray();
+                        for (int i = 0; i < expected.Length; i++)
+                            Assert.AreEqual(expected[i], actual[i], 1e-4 * (1 + Math.Abs(expected[i])), $"{network.Tasks[t]}[{i}]");
+                    }
+            }
+        }
+    }
 }

@@ -112,6 +112,7 @@ internal sealed partial class ApdNetwork : IDisposable
                 foreach (var t in entry.Value) t.Dispose();
         _composed.Clear();
         _managed.Clear();
+        InvalidateFirstLayerFactors();
     }
 
     /// <summary>

@@ -17,9 +17,10 @@ internal enum TaskInferenceRule
 }
 
 /// <summary>
-/// Task inference for rows without a task id: run every task's network on the rows (one batched forward per task),
-/// score each task by a <see cref="TaskInferenceRule"/>, pick the best. The confidence of the pick is its share of the
-/// tasks' scores under a softmax over tasks.
+/// Task inference for rows without a task id: run every task's network on the rows (<see cref="ApdNetwork.ForwardAll"/>:
+/// batched, the first layer's shared product once for all tasks),
+/// score each task by a <see cref="TaskInferenceRule"/>, pick the best. The confidence of the pick is p(t | x) when all
+/// tasks' logits are read as one softmax over (task, class) pairs.
 /// </summary>
 internal static class TaskInference
 {
@@ -32,7 +33,7 @@ internal static class TaskInference
 
     /// <summary>Logits of every task of <paramref name="tasks"/> for <paramref name="features"/> [N, InputSize], [N, C_t] each.</summary>
     public static Tensor[] Logits(ApdNetwork network, IReadOnlyList<string> tasks, Tensor features) =>
-        tasks.Select(task => network.Forward(features, task)).ToArray();
+        network.ForwardAll(features, tasks);
 
     /// <summary>The rule's score of each task for each row, [T, N].</summary>
     public static Tensor Scores(IReadOnlyList<Tensor> logits, TaskInferenceRule rule)
@@ -61,8 +62,10 @@ internal static class TaskInference
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var logits = Logits(network, tasks, features);
-        var scores = Scores(logits, rule);
-        var (confidence, best) = scores.softmax(0).max(0);
+        var best = Scores(logits, rule).argmax(0);
+        // p(t | x) when all tasks' logits are read as one softmax over (task, class) pairs: softmax over tasks of
+        // logsumexp(logits_t), at the inferred task.
+        var confidence = Scores(logits, TaskInferenceRule.Energy).softmax(0).gather(0, best.unsqueeze(0)).squeeze(0);
         int[] chosen = best.to(CPU).data<long>().Select(i => (int)i).ToArray();
         float[] confidences = confidence.to(float32).to(CPU).data<float>().ToArray();
         var probabilities = new float[chosen.Length][];

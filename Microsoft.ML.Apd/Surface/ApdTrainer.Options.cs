@@ -97,7 +97,8 @@ public sealed partial class ApdTrainer
         public string PredictedTaskColumnName = Defaults.PredictedTaskColumnName;
 
         /// <summary>The output column beside <see cref="PredictedTaskColumnName"/> (Single, default
-        /// <c>"TaskConfidence"</c>): the probability the model gives the inferred task, or 1 when the row named its task.</summary>
+        /// <c>"TaskConfidence"</c>): the inferred task's probability when all tasks' logits are read as one softmax over
+        /// (task, class) pairs, or 1 when the row named its task.</summary>
         public string TaskConfidenceColumnName = Defaults.TaskConfidenceColumnName;
 
         /// <summary>

@@ -20,8 +20,8 @@ namespace Microsoft.ML.Apd;
 /// or a row's task id is empty, the row's task is inferred: every task's network scores the row and the task whose
 /// prediction has the lowest entropy (normalised by log of its class count; SupSup's rule) wins. <c>PredictedLabel</c>
 /// and <c>Score</c> are then that task's, and two more columns tell which task it was: <c>PredictedTask</c> (text: the
-/// row's own task id when it has one) and <c>TaskConfidence</c> (Single in (0, 1]: the softmax over tasks of their
-/// negative normalised entropies at the inferred task; 1 when the row named its task). Inference is reliable when tasks
+/// row's own task id when it has one) and <c>TaskConfidence</c> (Single in (0, 1]: the inferred task's probability
+/// when all tasks' logits are read as one softmax over (task, class) pairs; 1 when the row named its task). Inference is reliable when tasks
 /// see different inputs (e.g. permuted pixels) and weak when they share an input distribution (class-incremental
 /// splits of one dataset): see the README. Set <see cref="ApdTrainer.Options.RequireTaskId"/> to require task ids
 /// instead. Scoring a row without a task id runs every task's network, in batches; <c>MLContext.Log</c> says once per

@@ -4,7 +4,7 @@ using Microsoft.ML.Apd.Engine;
 using Microsoft.ML.Apd.Samples;
 
 // dotnet run -c Release --project benchmarks/Apd.Benchmarks -- <split|steps|profile|api|inference|all> [--data DIR] [--out DIR]
-//   inference: [--parts permuted,split,speed] [--epochs 5]
+//   inference: [--parts permuted,split,speed] [--epochs 5] [--train-images N] [--test-images N] (per task)
 //   split: [--mode exact,fast] [--epochs 5]   steps: [--architectures mlp,conv] [--last-task 50]   api: [--tasks 50] [--api-epochs 5] [--api-images 12000]
 string command = args.Length > 0 ? args[0] : "all";
 if (command == "chart")
@@ -31,7 +31,8 @@ if (command is "profile")
 if (command is "steps" or "all")
     StepTimes.Run(train, Option("--architectures") ?? "mlp,conv", int.Parse(Option("--last-task") ?? "50"), Console.Out);
 if (command is "inference")
-    TaskInferenceBenchmark.Run(train, test, epochs, Option("--parts") ?? "permuted,split,speed", Console.Out);
+    TaskInferenceBenchmark.Run(train, test, epochs, Option("--parts") ?? "permuted,split,speed",
+        Option("--train-images") is { } n ? int.Parse(n) : null, Option("--test-images") is { } m ? int.Parse(m) : null, Console.Out);
 if (command is "api" or "all")
 {
     // Each permuted task: the first --api-images training images (default 12,000, the size of a Split task; 60000 for

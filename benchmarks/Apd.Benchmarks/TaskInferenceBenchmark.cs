@@ -31,8 +31,14 @@ internal static class TaskInferenceBenchmark
         public float TaskConfidence { get; set; }
     }
 
-    public static void Run(FashionMnistSet train, FashionMnistSet test, int epochs, string parts, TextWriter output)
+    /// <param name="trainImages">Training images per task (default: all; fewer on a loaded machine).</param>
+    /// <param name="testImages">Test images per task (default: all).</param>
+    public static void Run(FashionMnistSet train, FashionMnistSet test, int epochs, string parts, int? trainImages,
+        int? testImages, TextWriter output)
     {
+        var fullTrain = train;
+        if (trainImages is int n) train = new FashionMnistSet(train.Images.Take(n).ToArray(), train.Labels.Take(n).ToArray());
+        if (testImages is int m) test = new FashionMnistSet(test.Images.Take(m).ToArray(), test.Labels.Take(m).ToArray());
         if (parts.Contains("permuted"))
         {
             var tasks = Enumerable.Range(0, 10).Select(t => (Name: $"p{t}", Train: Permuted(train, t), Test: Permuted(test, t))).ToList();
@@ -45,7 +51,7 @@ internal static class TaskInferenceBenchmark
             Accuracy("Split Fashion-MNIST, 5 tasks, class-incremental", tasks, epochs, output);
         }
         if (parts.Contains("speed"))
-            Throughput(train, test, output);
+            Throughput(fullTrain, test, output);
     }
 
     private static List<Row> Permuted(FashionMnistSet set, int task) => PublicApi.Permuted(set, task).ToList();

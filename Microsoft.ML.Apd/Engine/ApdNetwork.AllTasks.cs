@@ -1,0 +1,67 @@
+using System.Collections.Concurrent;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Apd.Engine;
+
+// Scoring rows for every task at once (task inference). In a fully-connected network the first layer dominates the
+// cost (784·256 of 784·256 + 256·128 weights), and θ_t = σ ⊙ M_t + A_t (A_t = σ̃_g(t) + τ_t, sparse) factors it:
+// x θ_tᵀ = (x σᵀ) ⊙ m_t + x A_tᵀ. So x σᵀ is computed once for all tasks, and each task adds its sparse A_t.
+internal sealed partial class ApdNetwork
+{
+    // Per task: m_t as [1, out] and A_t of the first layer as a sparse COO tensor [out, in]; dropped by InvalidateCache.
+    private readonly ConcurrentDictionary<string, Lazy<(Tensor Mask, Tensor Adaptive)>> _firstLayerFactors = new();
+
+    /// <summary>
+    /// Logits [N, ClassCount(t)] of every task t of <paramref name="tasks"/> for features [N, InputSize]: the same
+    /// function as <see cref="Forward"/> per task (to float rounding), with the first layer's shared product computed
+    /// once. Convolutional networks run <see cref="Forward"/> per task. The caller disposes the results.
+    /// </summary>
+    public Tensor[] ForwardAll(Tensor features, IReadOnlyList<string> tasks)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (ConvolutionLayerCount > 0 || _layers.Count == 0)
+            return tasks.Select(task => Forward(features, task)).ToArray();
+        if (features.dim() != 2 || features.shape[1] != Architecture.InputSize)
+            throw new ArgumentException($"Features must be [N, {Architecture.InputSize}].", nameof(features));
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var x = features.to(ScalarType.Float32, Device);
+        var first = _layers[0];
+        var shared = x.matmul(first.Shared.t());   // x σᵀ, [N, out]
+        var columns = x.t().contiguous();          // xᵀ, [in, N]: A_t xᵀ runs one axpy per non-zero of A_t
+        var logits = new Tensor[tasks.Count];
+        for (int t = 0; t < tasks.Count; t++)
+        {
+            string task = tasks[t];
+            var head = HeadOf(task);
+            var thetas = Composed(task);
+            var (mask, adaptive) = FirstLayerFactors(task);
+            var h = nn.functional.relu(shared * mask + adaptive.mm(columns).t() + first.Slots[task].Bias);
+            for (int l = 1; l < _layers.Count; l++)
+                h = _layers[l].Apply(h, thetas[l], _layers[l].Slots[task].Bias);
+            logits[t] = nn.functional.linear(h, head.Weight, head.Bias).MoveToOuterDisposeScope();
+        }
+        return logits;
+    }
+
+    private (Tensor Mask, Tensor Adaptive) FirstLayerFactors(string task) =>
+        _firstLayerFactors.GetOrAdd(task, t => new Lazy<(Tensor, Tensor)>(() =>
+        {
+            using var scope = NewDisposeScope();
+            var layer = _layers[0];
+            var mask = sigmoid(layer.Slots[t].MaskLogits).reshape(1, -1);
+            var adaptive = layer.FullAdaptive(t).to_sparse();
+            return (mask.DetachFromDisposeScope(), adaptive.DetachFromDisposeScope());
+        }, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+
+    private void InvalidateFirstLayerFactors()
+    {
+        foreach (var entry in _firstLayerFactors.Values)
+            if (entry.IsValueCreated)
+            {
+                entry.Value.Mask.Dispose();
+                entry.Value.Adaptive.Dispose();
+            }
+        _firstLayerFactors.Clear();
+    }
+}
