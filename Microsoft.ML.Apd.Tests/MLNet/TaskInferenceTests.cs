@@ -166,7 +166,9 @@ public sealed class TaskInferenceTests
             .Fit(_ml.Data.LoadFromEnumerable(TinyData.Rows(0, "a", "b").Concat(TinyData.Rows(1, "c", "d")).ToList()));
         Assert.IsTrue(strict.RequireTaskId);
         var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => strict.Transform(WithoutTaskId(_rows)));
-        StringAssert.Contains(e.Message, "'TaskId'");
+        StringAssert.Contains(e.Message, "task id column 'TaskId'");
+        StringAssert.Contains(e.Message, "(t0, t1)");
+        StringAssert.Contains(e.Message, "ForTask");
         StringAssert.Contains(e.Message, "RequireTaskId");
         var empty = _ml.Data.LoadFromEnumerable(_rows.Take(3).Select(r => new TinyData.TextRow { Features = r.Features, Label = r.Label, TaskId = "" }).ToList());
         var error = Assert.ThrowsExactly<InvalidOperationException>(() => TinyData.Scores(strict.Transform(empty)));

@@ -24,8 +24,10 @@ internal enum TaskInferenceRule
 /// </summary>
 internal static class TaskInference
 {
-    /// <summary>The rule the library uses: see docs/benchmarks.md, "Task inference", for the measurements behind it.</summary>
-    public const TaskInferenceRule Rule = TaskInferenceRule.LowestEntropy;
+    /// <summary>The rule the library uses: the energy rule routed 77 % of permuted Fashion-MNIST rows right where SupSup's
+    /// lowest entropy routed 63 % and maximum softmax 55 %, and is within a point of them on class-incremental Split
+    /// (docs/benchmarks.md, "Task inference"). Its confidence is then the posterior the rule maximises.</summary>
+    public const TaskInferenceRule Rule = TaskInferenceRule.Energy;
 
     /// <summary>The rows' inferred tasks (indices into the tasks given to <see cref="Infer"/>), the confidences and the class
     /// probabilities of the inferred task of each row.</summary>

@@ -17,8 +17,8 @@ namespace Microsoft.ML.Apd;
 /// naming an unknown task fails with an <see cref="InvalidOperationException"/> listing the known tasks. In this mixed
 /// mode <c>Score</c> is a variable-size vector, since tasks may have different class counts.</para>
 /// <para><b>Prediction without a task id.</b> When the input has no task id column (and the model has several tasks),
-/// or a row's task id is empty, the row's task is inferred: every task's network scores the row and the task whose
-/// prediction has the lowest entropy (normalised by log of its class count; SupSup's rule) wins. <c>PredictedLabel</c>
+/// or a row's task id is empty, the row's task is inferred: every task's network scores the row and the task of lowest
+/// energy (highest logsumexp of its logits; measured better than SupSup's lowest-entropy rule) wins. <c>PredictedLabel</c>
 /// and <c>Score</c> are then that task's, and two more columns tell which task it was: <c>PredictedTask</c> (text: the
 /// row's own task id when it has one) and <c>TaskConfidence</c> (Single in (0, 1]: the inferred task's probability
 /// when all tasks' logits are read as one softmax over (task, class) pairs; 1 when the row named its task). Inference is reliable when tasks
