@@ -85,7 +85,10 @@ public sealed class LoaderFuzzTests
         var ml = new MLContext(seed: 1);
         var data = ReliabilityData.Task(ml, 0, n: 40);
         byte[] zip;
-        using (var model = ml.MulticlassClassification.Trainers.Apd(ReliabilityData.Options()).Fit(data, "t0"))
+        // Two tasks, so the payload has enough fields for 250 forged files (format 3 dropped the saved hyperparameters).
+        var trainer = ml.MulticlassClassification.Trainers.Apd(ReliabilityData.Options());
+        using (var first = trainer.Fit(data, "t0"))
+        using (var model = trainer.Fit(ReliabilityData.Task(ml, 1, n: 40), "t1", first))
             zip = ReliabilityData.Save(ml, model, data.Schema);
         byte[] payload = ApdModelFormat.Read(new MemoryStream(ReliabilityData.ReadEntry(zip)));
         var recorder = new FieldRecorder(new MemoryStream(payload));
