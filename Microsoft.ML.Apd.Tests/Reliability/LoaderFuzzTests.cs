@@ -19,8 +19,11 @@ public sealed class LoaderFuzzTests
         var ml = new MLContext(seed: 1);
         var data = ReliabilityData.Task(ml, 0, n: 40);
         byte[] zip;
+        // Saved without the input schema: ML.NET's reader of that entry (its BinaryLoader) loops forever on a truncated
+        // one (Utils.ReadBinaryDataIntoSpan does not stop at the end of the stream; README, "Errors and limits"), a defect
+        // no code of ours can reach. Our entry and ML.NET's own header and entries are still mutated.
         using (var model = ml.MulticlassClassification.Trainers.Apd(ReliabilityData.Options()).Fit(data, "t0"))
-            zip = ReliabilityData.Save(ml, model, data.Schema);
+            zip = ReliabilityData.WithFixedTimes(ReliabilityData.Save(ml, model, inputSchema: null));
         byte[] entry = ReliabilityData.ReadEntry(zip);
         List<float[]> expected;
         using (var original = ml.Model.Load(new MemoryStream(zip), out _) as ApdTransformer)
@@ -49,8 +52,11 @@ public sealed class LoaderFuzzTests
                 // does (the "entry" and "payload" mutations hold ours to the strict set).
                 // A damaged culture in ML.NET's loader assembly name throws CultureNotFoundException from its own
                 // assembly-name parsing (met once format 3 changed the .zip's bytes under the same seeded mutations).
+                // A damaged entry name sends ML.NET down its legacy-format path, which wraps its own InvalidOperationException
+                // ("Could not load legacy format model").
                 bool documented = IsDocumentedLoadFailure(e)
-                    || (kind == "zip" && e is InvalidOperationException { InnerException: null } or NotSupportedException { InnerException: null }
+                    || (kind == "zip" && e is InvalidOperationException { InnerException: null or InvalidOperationException { InnerException: null } }
+                        or NotSupportedException { InnerException: null }
                         or System.Globalization.CultureNotFoundException { InnerException: null });
                 Assert.IsTrue(documented, $"{kind} mutation #{tried}: undocumented exception {e}");
             }

@@ -23,11 +23,33 @@ internal static class ReliabilityData
         ml.Data.LoadFromEnumerable(TinyData.Rows(task, "a" + task, "b" + task, n).ToList());
 
     /// <summary>The model saved into a byte array (ML.NET .zip).</summary>
-    public static byte[] Save(MLContext ml, ITransformer model, DataViewSchema schema)
+    public static byte[] Save(MLContext ml, ITransformer model, DataViewSchema? inputSchema)
     {
         using var stream = new MemoryStream();
-        ml.Model.Save(model, schema, stream);
+        ml.Model.Save(model, inputSchema, stream);
         return stream.ToArray();
+    }
+
+    /// <summary>
+    /// The same .zip with every entry's time stamp fixed, so that its bytes (and seeded mutations of them) do not depend
+    /// on when the test runs: ML.NET stamps entries with the time of saving.
+    /// </summary>
+    public static byte[] WithFixedTimes(byte[] zip)
+    {
+        using var output = new MemoryStream();
+        using (var source = new ZipArchive(new MemoryStream(zip), ZipArchiveMode.Read))
+        using (var target = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var entry in source.Entries)
+            {
+                var copy = target.CreateEntry(entry.FullName);
+                copy.LastWriteTime = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+                using var from = entry.Open();
+                using var to = copy.Open();
+                from.CopyTo(to);
+            }
+        }
+        return output.ToArray();
     }
 
     /// <summary>The bytes of our entry inside a saved model .zip.</summary>
