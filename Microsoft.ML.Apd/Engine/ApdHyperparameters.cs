@@ -44,18 +44,18 @@ internal sealed record ApdHyperparameters
     /// <summary>Whether the first task trains a τ_1 of its own. The authors do; without it σ, the masks and the head carry
     /// task 1 (there is nothing to share yet) and τ_1 = 0 until the retroactive update gives it the elements σ's later
     /// drift needs.</summary>
-    public bool TrainFirstTaskAdaptive { get; init; }
+    public bool TrainFirstTaskAdaptive { get; init; } = Defaults.TrainFirstTaskAdaptive;
     /// <summary>Whether a new task's τ_t starts at zero; the authors start it as a copy of σ.</summary>
-    public bool AdaptiveStartsAtZero { get; init; } = true;
+    public bool AdaptiveStartsAtZero { get; init; } = Defaults.AdaptiveStartsAtZero;
     /// <summary>ρ: after every optimizer step each trained τ is soft-thresholded, τ ← sign(τ)·max(|τ| − γρ, 0) with γ the
     /// current learning rate, so small elements become exact zeros (0: off, the authors' subgradient L1 only). In the
     /// objective this is an extra (ρ / GradientScale)‖τ‖₁, the strength the closed-form retroactive update uses.</summary>
-    public double ProximalStrength { get; init; } = 0.12;
+    public double ProximalStrength { get; init; } = Defaults.ProximalStrength;
     /// <summary>Initial mask logit of a new task, M = sigmoid(v) (null: the authors' random variance scaling, M ≈ 0.5).</summary>
     public double? InitialMaskLogit { get; init; }
     /// <summary>Whether τ and σ̃ are rounded to 16-bit floats when stored, so a saved model needs half the bytes for their
     /// values; the trained network already uses the rounded values, so saving loses nothing.</summary>
-    public bool HalfPrecisionStorage { get; init; } = true;
+    public bool HalfPrecisionStorage { get; init; } = Defaults.HalfPrecisionStorage;
     /// <summary>L1 strength on the earlier τ_i in the retroactive term: λ₁ plus the proximal shrinking's share.</summary>
     internal double RetroactiveSparsityStrength => SparsityStrength + ProximalStrength / GradientScale;
     public int Seed { get; init; } = 1;

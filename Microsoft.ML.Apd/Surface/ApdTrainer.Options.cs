@@ -66,6 +66,20 @@ public sealed partial class ApdTrainer
             public const double ConsolidationThreshold = 1e-2;
             /// <summary>Default <see cref="Options.RetroactiveUpdate"/>.</summary>
             public const RetroactiveUpdateMode RetroactiveUpdate = RetroactiveUpdateMode.Fast;
+            /// <summary>Default <see cref="Options.TrainFirstTaskAdaptive"/> (the authors: true).</summary>
+            public const bool TrainFirstTaskAdaptive = false;
+            /// <summary>Default <see cref="Options.AdaptiveStartsAtZero"/> (the authors: false).</summary>
+            public const bool AdaptiveStartsAtZero = true;
+            /// <summary>Default <see cref="Options.ProximalStrength"/> (ρ; the authors: 0).</summary>
+            public const double ProximalStrength = 0.12;
+            /// <summary>Default <see cref="Options.HalfPrecisionStorage"/> (the authors: false).</summary>
+            public const bool HalfPrecisionStorage = true;
+            /// <summary>Default <see cref="Options.DataLoading"/>.</summary>
+            public const TrainingDataLoading DataLoading = TrainingDataLoading.Auto;
+            /// <summary>Default <see cref="Options.InMemoryLimitMegabytes"/>.</summary>
+            public const int InMemoryLimitMegabytes = 1024;
+            /// <summary>Default <see cref="Options.ShufflePoolSize"/>.</summary>
+            public const int ShufflePoolSize = 50_000;
         }
 
         /// <summary>The label column (default <c>"Label"</c>): key, text, boolean, or a numeric type.
@@ -179,18 +193,18 @@ public sealed partial class ApdTrainer
         /// true). When false, σ, the masks and the head carry task 1 — there is nothing to share yet — so a model of one
         /// task is the size of one network, however long it trained; τ_1 gets only the elements the retroactive update
         /// needs later.</summary>
-        public bool TrainFirstTaskAdaptive;
+        public bool TrainFirstTaskAdaptive = Defaults.TrainFirstTaskAdaptive;
 
         /// <summary>Whether a new task's τ_t starts at zero (default true; the authors start it as a copy of σ, which
         /// the L1 term needs thousands of steps to make sparse).</summary>
-        public bool AdaptiveStartsAtZero = true;
+        public bool AdaptiveStartsAtZero = Defaults.AdaptiveStartsAtZero;
 
         /// <summary>ρ: proximal shrinking of τ (default 0.12; the authors: 0). After every optimizer step each trained
         /// τ is soft-thresholded, τ ← sign(τ)·max(|τ| − γρ, 0) with γ the current learning rate, so elements that do not
         /// earn their place are exact zeros after any number of steps. Larger = smaller model and, on tasks that share
         /// little, less accuracy (0.4: Split 1.03× instead of 1.04× for 0.08 points); from about 0.8 (at learning rate
         /// 1e-3) τ can hardly grow.</summary>
-        public double ProximalStrength = 0.12;
+        public double ProximalStrength = Defaults.ProximalStrength;
 
         /// <summary>Initial mask logit v of a new task, M = sigmoid(v) (default null: the authors' random
         /// initialisation, M ≈ 0.5; e.g. 3 starts each task from 0.95·σ).</summary>
@@ -199,7 +213,7 @@ public sealed partial class ApdTrainer
         /// <summary>Whether τ and σ̃ are rounded to 16-bit floats when a task is stored (default true; the authors:
         /// false). A saved model needs 2 bytes instead of 4 per stored τ value; the model <c>Fit</c> returns already
         /// uses the rounded values, so saving and loading it changes no prediction.</summary>
-        public bool HalfPrecisionStorage = true;
+        public bool HalfPrecisionStorage = Defaults.HalfPrecisionStorage;
 
         /// <summary>The authors' algorithm and hyperparameters (Yoon et al., ICLR 2020, public code): τ_1 trained, τ_t
         /// starting as a copy of σ, the subgradient L1 only, random mask logits, float32 storage. The benchmarks'
@@ -229,13 +243,13 @@ public sealed partial class ApdTrainer
         /// <see cref="IDataView"/> every epoch (a file loaded with <c>LoadFromBinary</c> or <c>LoadFromTextFile</c> is then
         /// never held in memory). Either way a first pass counts each task's rows and collects its labels without keeping rows.
         /// </summary>
-        public TrainingDataLoading DataLoading = TrainingDataLoading.Auto;
+        public TrainingDataLoading DataLoading = Defaults.DataLoading;
 
         /// <summary>
         /// With <see cref="TrainingDataLoading.Auto"/>, the largest task held in memory, in megabytes of float32 features
         /// (rows × features × 4 bytes; default 1024). Larger tasks are streamed.
         /// </summary>
-        public int InMemoryLimitMegabytes = 1024;
+        public int InMemoryLimitMegabytes = Defaults.InMemoryLimitMegabytes;
 
         /// <summary>
         /// Rows in the shuffle pool of a streamed task (default 50,000; 150 MB at 784 features). A task no larger than
@@ -243,7 +257,7 @@ public sealed partial class ApdTrainer
         /// shuffled order when it can shuffle (ML.NET's binary <c>.idv</c> loader reads its blocks in random order) and
         /// each row is drawn at random from the pool, as ML.NET's <c>ShuffleRows</c> does; a larger pool mixes further.
         /// </summary>
-        public int ShufflePoolSize = 50_000;
+        public int ShufflePoolSize = Defaults.ShufflePoolSize;
 
         /// <summary>Throws, naming the option, when a value is out of range.</summary>
         internal void Validate()
