@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Apd.Engine;
@@ -8,9 +7,6 @@ namespace Microsoft.ML.Apd.Engine;
 // x θ_tᵀ = (x σᵀ) ⊙ m_t + x A_tᵀ. So x σᵀ is computed once for all tasks, and each task adds its sparse A_t.
 internal sealed partial class ApdNetwork
 {
-    // Per task: m_t as [1, out] and A_t of the first layer as a sparse COO tensor [out, in]; dropped by InvalidateCache.
-    private readonly ConcurrentDictionary<string, Lazy<(Tensor Mask, Tensor Adaptive)>> _firstLayerFactors = new();
-
     /// <summary>
     /// Logits [N, ClassCount(t)] of every task t of <paramref name="tasks"/> for features [N, InputSize]: the same
     /// function as <see cref="Forward"/> per task (to float rounding), with the first layer's shared product computed
@@ -30,8 +26,11 @@ internal sealed partial class ApdNetwork
         var shared = x.matmul(first.Shared.t());   // x σᵀ, [N, out]
         var columns = x.t().contiguous();          // xᵀ, [in, N]: A_t xᵀ runs one axpy per non-zero of A_t
         var logits = new Tensor[tasks.Count];
+        // Each task's cached tensors are leased and released per task, so scoring thousands of tasks holds at most
+        // the cache's budget plus one task.
         for (int t = 0; t < tasks.Count; t++)
         {
+            using var taskScope = NewDisposeScope();
             string task = tasks[t];
             var head = HeadOf(task);
             var thetas = Composed(task);
@@ -41,27 +40,29 @@ internal sealed partial class ApdNetwork
                 h = _layers[l].Apply(h, thetas[l], _layers[l].Slots[task].Bias);
             logits[t] = nn.functional.linear(h, head.Weight, head.Bias).MoveToOuterDisposeScope();
         }
-        return logits;
+        return logits.Select(l => l.MoveToOuterDisposeScope()).ToArray();
     }
 
+    /// <summary>m_t as [1, out] and A_t of the first layer as a sparse COO tensor [out, in], cached in
+    /// <see cref="WeightCache"/> (new handles in the caller's scope, as <see cref="Composed"/>).</summary>
     private (Tensor Mask, Tensor Adaptive) FirstLayerFactors(string task) =>
-        _firstLayerFactors.GetOrAdd(task, t => new Lazy<(Tensor, Tensor)>(() =>
+        _cache.Use(task, t =>
         {
             using var scope = NewDisposeScope();
             var layer = _layers[0];
             var mask = sigmoid(layer.Slots[t].MaskLogits).reshape(1, -1);
-            var adaptive = layer.FullAdaptive(t).to_sparse();
-            return (mask.DetachFromDisposeScope(), adaptive.DetachFromDisposeScope());
-        }, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+            var full = layer.FullAdaptive(t);
+            long nonZeros = full.count_nonzero().item<long>();
+            return new FirstLayer(mask.DetachFromDisposeScope(), full.to_sparse().DetachFromDisposeScope(),
+                // COO: [2, nnz] int64 positions and nnz float32 values.
+                mask.numel() * sizeof(float) + nonZeros * (2 * sizeof(long) + sizeof(float)));
+        }, factors => (factors.Mask.alias(), factors.Adaptive.alias()));
 
-    private void InvalidateFirstLayerFactors()
+    private sealed class FirstLayer(Tensor mask, Tensor adaptive, long bytes) : ICachedWeights
     {
-        foreach (var entry in _firstLayerFactors.Values)
-            if (entry.IsValueCreated)
-            {
-                entry.Value.Mask.Dispose();
-                entry.Value.Adaptive.Dispose();
-            }
-        _firstLayerFactors.Clear();
+        public Tensor Mask { get; } = mask;
+        public Tensor Adaptive { get; } = adaptive;
+        public long Bytes { get; } = bytes;
+        public void Dispose() { Mask.Dispose(); Adaptive.Dispose(); }
     }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -7,17 +6,17 @@ namespace Microsoft.ML.Apd.Engine;
 /// <summary>
 /// A stack of decomposed layers (conv blocks, then fully-connected layers with ReLU) plus one head per task.
 /// Not thread-safe for mutation; <see cref="Forward"/> may be called concurrently once training is over: it reads only
-/// immutable stored tensors and a lazily built, thread-safe cache of each task's composed θ.
+/// immutable stored tensors and a thread-safe cache of each task's composed θ, bounded by <see cref="WeightCache"/>'s
+/// budget (least recently used tasks evicted).
 /// </summary>
 internal sealed partial class ApdNetwork : IDisposable
 {
     private readonly List<DecomposedLayer> _layers;
     private readonly List<string> _tasks = new();
     private readonly Dictionary<string, TaskHead> _heads = new();
-    // θ_t per layer, composed with thresholded τ; valid until the next mutation.
-    private readonly ConcurrentDictionary<string, Lazy<Tensor[]>> _composed = new();
-    // The same θ_t in managed arrays, for single-row scoring (fully-connected networks only).
-    private readonly ConcurrentDictionary<string, Lazy<ManagedTaskNetwork?>> _managed = new();
+    // Per task, what scoring derives from the stored parameters (θ_t as tensors, θ_t in managed arrays for single rows,
+    // the first layer's factors for task inference); valid until the next mutation.
+    private readonly TaskWeightCache _cache = new();
     private bool _disposed;
 
     private ApdNetwork(ApdArchitecture architecture, Device device, List<DecomposedLayer> layers)
@@ -89,6 +88,9 @@ internal sealed partial class ApdNetwork : IDisposable
     /// <summary>Width of the last hidden representation (input of the heads).</summary>
     internal long HeadInputSize => Architecture.HeadInputSize;
 
+    /// <summary>The scoring cache: its budget is <see cref="ApdTrainer.Options.ScoringCacheMegabytes"/>.</summary>
+    internal TaskWeightCache WeightCache => _cache;
+
     internal TaskHead HeadOf(string task)
         => _heads.TryGetValue(task, out var head) ? head : throw new KeyNotFoundException($"Unknown task '{task}'.");
 
@@ -105,15 +107,7 @@ internal sealed partial class ApdNetwork : IDisposable
     }
 
     /// <summary>Drops every cached θ; called after any mutation (training, consolidation, forgetting, loading).</summary>
-    internal void InvalidateCache()
-    {
-        foreach (var entry in _composed.Values)
-            if (entry.IsValueCreated)
-                foreach (var t in entry.Value) t.Dispose();
-        _composed.Clear();
-        _managed.Clear();
-        InvalidateFirstLayerFactors();
-    }
+    internal void InvalidateCache() => _cache.Clear();
 
     /// <summary>
     /// The network function with the given per-layer weights: input reshaped to [N, C, H, W] for conv blocks,
@@ -146,9 +140,9 @@ internal sealed partial class ApdNetwork : IDisposable
         var head = HeadOf(task);
         if (features.dim() != 2 || features.shape[1] != Architecture.InputSize)
             throw new ArgumentException($"Features must be [N, {Architecture.InputSize}].", nameof(features));
-        var thetas = Composed(task);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
+        var thetas = Composed(task);
         var x = features.to(ScalarType.Float32, Device);
         var logits = ForwardWith(x, l => (thetas[l], _layers[l].Slots[task].Bias), head.Weight, head.Bias);
         return logits.MoveToOuterDisposeScope();
@@ -160,22 +154,27 @@ internal sealed partial class ApdNetwork : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var head = HeadOf(task);
-        return _managed.GetOrAdd(task, t => new Lazy<ManagedTaskNetwork?>(() =>
+        if (ConvolutionLayerCount > 0) return null;
+        return _cache.Use(task, t =>
         {
-            if (ConvolutionLayerCount > 0) return null;
-            return ManagedTaskNetwork.TryCreate(Composed(t), _layers.Select(layer => layer.Slots[t].Bias).ToList(), head);
-        }, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+            using var scope = NewDisposeScope();
+            return ManagedTaskNetwork.Create(_layers.Select(layer => layer.ComposeStored(t)).ToList(),
+                _layers.Select(layer => layer.Slots[t].Bias).ToList(), head);
+        }, managed => managed);
     }
 
-    /// <summary>θ_t of every layer, composed once per task and cached until the next mutation.</summary>
+    /// <summary>θ_t of every layer, composed once per task and cached until the next mutation or eviction: new handles
+    /// on the cached tensors, in the caller's dispose scope (so an eviction meanwhile frees nothing the caller uses).</summary>
     private Tensor[] Composed(string task)
-        => _composed.GetOrAdd(task, t => new Lazy<Tensor[]>(() => ComposeAll(t), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+        => _cache.Use(task, t => new ComposedTheta(_layers.Select(layer => TensorOwnership.Keep(() => layer.ComposeStored(t))).ToArray()),
+            composed => composed.Thetas.Select(theta => theta.alias()).ToArray());
 
-    private Tensor[] ComposeAll(string task)
+    /// <summary>A task's θ per layer, as cached.</summary>
+    private sealed class ComposedTheta(Tensor[] thetas) : ICachedWeights
     {
-        using var scope = NewDisposeScope();
-        // Detached from every scope: the cache owns these until InvalidateCache.
-        return _layers.Select(layer => layer.ComposeStored(task).DetachFromDisposeScope()).ToArray();
+        public Tensor[] Thetas { get; } = thetas;
+        public long Bytes { get; } = thetas.Sum(t => t.numel() * t.ElementSize);
+        public void Dispose() { foreach (var t in Thetas) t.Dispose(); }
     }
 
     /// <summary>Removes the task's parameters; every other task's output stays bit-identical (σ, their slots, heads
@@ -260,19 +259,23 @@ internal sealed partial class ApdNetwork : IDisposable
         return null;
     }
 
-    /// <summary>A deep, independent copy (same device).</summary>
+    /// <summary>An independent copy (same device) that shares the stored tensors' storage instead of copying it:
+    /// stored tensors are immutable (every change — training, retroactive update, consolidation, forgetting — replaces
+    /// a tensor and disposes this network's handle on the old one), so mutating either network never changes the other,
+    /// and the copy costs a handle per stored tensor, not their bytes.</summary>
     public ApdNetwork Clone()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var copy = new ApdNetwork(Architecture, Device, _layers.Select(l => l.Clone()).ToList())
+        var copy = new ApdNetwork(Architecture, Device, _layers.Select(l => l.Share()).ToList())
         {
+            WeightCache = { BudgetBytes = _cache.BudgetBytes },
             ConsolidationCount = ConsolidationCount,
             LearnedTaskCount = LearnedTaskCount,
         };
         foreach (var task in _tasks)
         {
             copy._tasks.Add(task);
-            copy._heads[task] = _heads[task].Clone();
+            copy._heads[task] = _heads[task].Share();
         }
         return copy;
     }

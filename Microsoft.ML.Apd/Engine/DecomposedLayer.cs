@@ -59,11 +59,13 @@ internal abstract class DecomposedLayer : IDisposable
         Shared = shared;
     }
 
-    public DecomposedLayer Clone()
+    /// <summary>The same layer for another network: new handles on σ, every slot and σ̃ (nothing copied; see
+    /// <see cref="TensorOwnership.Share"/>).</summary>
+    public DecomposedLayer Share()
     {
-        var copy = CreateSibling(TensorOwnership.Copy(Shared));
-        foreach (var (task, slot) in Slots) copy.Slots[task] = slot.Clone();
-        foreach (var (g, local) in LocallyShared) copy.LocallyShared[g] = local.Clone();
+        var copy = CreateSibling(TensorOwnership.Share(Shared));
+        foreach (var (task, slot) in Slots) copy.Slots[task] = slot.Share();
+        foreach (var (g, local) in LocallyShared) copy.LocallyShared[g] = local.Share();
         return copy;
     }
 

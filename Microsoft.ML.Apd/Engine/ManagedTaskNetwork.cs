@@ -10,7 +10,7 @@ namespace Microsoft.ML.Apd.Engine;
 /// creating and disposing native tensors is larger than the arithmetic. Immutable and thread-safe; callers bring their
 /// own scratch buffers (<see cref="CreateScratch"/>).
 /// </summary>
-internal sealed class ManagedTaskNetwork
+internal sealed class ManagedTaskNetwork : ICachedWeights
 {
     private readonly float[][] _weights;   // per layer, then the head: row-major [out, in]
     private readonly float[][] _biases;
@@ -26,10 +26,16 @@ internal sealed class ManagedTaskNetwork
 
     public int ClassCount => _outputs[^1];
 
-    /// <summary>Copies θ_t (as composed for <see cref="ApdNetwork.Forward"/>), b_t and the head; null for conv networks.</summary>
-    public static ManagedTaskNetwork? TryCreate(IReadOnlyList<Tensor> thetas, IReadOnlyList<Tensor> biases, TaskHead head)
+    /// <summary>Bytes of the managed arrays.</summary>
+    public long Bytes => (_weights.Sum(w => (long)w.Length) + _biases.Sum(b => (long)b.Length)) * sizeof(float);
+
+    /// <summary>Managed arrays only: nothing to release.</summary>
+    public void Dispose() { }
+
+    /// <summary>Copies θ_t (as composed for <see cref="ApdNetwork.Forward"/>; fully-connected layers only), b_t and the head.</summary>
+    public static ManagedTaskNetwork Create(IReadOnlyList<Tensor> thetas, IReadOnlyList<Tensor> biases, TaskHead head)
     {
-        if (thetas.Any(t => t.dim() != 2)) return null;
+        if (thetas.Any(t => t.dim() != 2)) throw new ArgumentException("Fully-connected layers only.", nameof(thetas));
         var weights = thetas.Append(head.Weight).Select(ToArray).ToArray();
         var bias = biases.Append(head.Bias).Select(ToArray).ToArray();
         var shapes = thetas.Append(head.Weight).Select(t => t.shape).ToArray();

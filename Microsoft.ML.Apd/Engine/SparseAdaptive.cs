@@ -55,11 +55,8 @@ internal sealed class SparseAdaptive : IDisposable
         return dense.reshape(Shape);
     }
 
-    public SparseAdaptive Clone()
-    {
-        using var scope = NewDisposeScope();
-        return new SparseAdaptive((long[])Shape.Clone(), Indices.clone().DetachFromDisposeScope(), Values.clone().DetachFromDisposeScope());
-    }
+    /// <summary>The same tensor for another owner: new handles on the same immutable storage (nothing copied).</summary>
+    public SparseAdaptive Share() => new(Shape, TensorOwnership.Share(Indices), TensorOwnership.Share(Values));
 
     public void Dispose()
     {

@@ -17,7 +17,8 @@ internal sealed class TaskHead : IDisposable
     public Tensor Bias { get; }
     public int ClassCount => (int)Weight.shape[0];
 
-    public TaskHead Clone() => new(TensorOwnership.Copy(Weight), TensorOwnership.Copy(Bias));
+    /// <summary>The same head for another network: new handles on the same immutable tensors (nothing copied).</summary>
+    public TaskHead Share() => new(TensorOwnership.Share(Weight), TensorOwnership.Share(Bias));
 
     public void Dispose()
     {

@@ -34,7 +34,8 @@ internal sealed class TaskSlot : IDisposable
         Adaptive = adaptive;
     }
 
-    public TaskSlot Clone() => new(TensorOwnership.Copy(MaskLogits), TensorOwnership.Copy(Bias), Adaptive.Clone(), Group);
+    /// <summary>The same slot for another network: new handles on the same immutable tensors (nothing copied).</summary>
+    public TaskSlot Share() => new(TensorOwnership.Share(MaskLogits), TensorOwnership.Share(Bias), Adaptive.Share(), Group);
 
     public void Dispose()
     {

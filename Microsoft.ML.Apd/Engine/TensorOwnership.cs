@@ -12,6 +12,15 @@ internal static class TensorOwnership
         return source.detach().clone().DetachFromDisposeScope();
     }
 
+    /// <summary>A second handle on the same storage (no data copied), owned by the caller and belonging to no dispose
+    /// scope. Stored tensors are never written in place, so two networks can each hold a handle on one immutable tensor
+    /// and dispose theirs independently: libtorch frees the storage with the last handle.</summary>
+    public static Tensor Share(Tensor source)
+    {
+        using var scope = NewDisposeScope();
+        return source.alias().DetachFromDisposeScope();
+    }
+
     /// <summary>Runs <paramref name="make"/> in its own scope and keeps only its result (owned by the caller).</summary>
     public static Tensor Keep(Func<Tensor> make)
     {

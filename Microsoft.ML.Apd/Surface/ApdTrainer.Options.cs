@@ -80,6 +80,8 @@ public sealed partial class ApdTrainer
             public const int InMemoryLimitMegabytes = 1024;
             /// <summary>Default <see cref="Options.ShufflePoolSize"/>.</summary>
             public const int ShufflePoolSize = 50_000;
+            /// <summary>Default <see cref="Options.ScoringCacheMegabytes"/>.</summary>
+            public const int ScoringCacheMegabytes = 256;
         }
 
         /// <summary>The label column (default <c>"Label"</c>): key, text, boolean, or a numeric type.
@@ -259,6 +261,17 @@ public sealed partial class ApdTrainer
         /// </summary>
         public int ShufflePoolSize = Defaults.ShufflePoolSize;
 
+        /// <summary>
+        /// Memory for the weights scoring derives per task (default 256 MB; 0 keeps none). Scoring a task composes its
+        /// weights θ = σ ⊙ M + σ̃ + τ once (about 1.9 MB for the default 784-256-128 network, as tensors for batches and
+        /// as arrays for single rows) and keeps them for the next rows of that task; beyond this budget the least
+        /// recently used tasks' weights are dropped and composed again when needed, so scoring rows of thousands of
+        /// tasks stays within the budget. Predictions are the same whatever the budget. The models <c>Fit</c> returns
+        /// use it; it is not saved with a model (a loaded model starts at the default): set
+        /// <see cref="ApdTransformer.ScoringCacheMegabytes"/> to change it on any model.
+        /// </summary>
+        public int ScoringCacheMegabytes = Defaults.ScoringCacheMegabytes;
+
         /// <summary>Throws, naming the option, when a value is out of range.</summary>
         internal void Validate()
         {
@@ -354,6 +367,8 @@ public sealed partial class ApdTrainer
                 throw new ArgumentOutOfRangeException(nameof(InMemoryLimitMegabytes), InMemoryLimitMegabytes, $"{nameof(InMemoryLimitMegabytes)} must be zero or positive.");
             if (ShufflePoolSize < 1)
                 throw new ArgumentOutOfRangeException(nameof(ShufflePoolSize), ShufflePoolSize, $"{nameof(ShufflePoolSize)} must be at least 1 row.");
+            if (ScoringCacheMegabytes < 0)
+                throw new ArgumentOutOfRangeException(nameof(ScoringCacheMegabytes), ScoringCacheMegabytes, $"{nameof(ScoringCacheMegabytes)} must be zero or positive.");
         }
 
         /// <summary>A snapshot, so that later changes to this instance do not affect a trainer already created.</summary>

@@ -204,6 +204,7 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
                 throw;
             }
 
+            network.WeightCache.BudgetBytes = (long)o.ScoringCacheMegabytes << 20;
             var model = new ApdTransformer(_env, new SharedNetwork(network), labelType, labelSets, ScoringColumns.From(o),
                 o.RequireTaskId, selectedTask: null);
             // Every model Fit returns can be saved (and so loaded): its stored size is within the loader's limit.

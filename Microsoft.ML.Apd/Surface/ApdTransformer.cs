@@ -88,6 +88,23 @@ public sealed partial class ApdTransformer : ITransformer, IDisposable
     /// <summary>The model's tasks in the order they were learned.</summary>
     public IReadOnlyList<string> Tasks => Network.Tasks;
 
+    /// <summary>
+    /// Memory in megabytes for the weights scoring derives per task, least recently used tasks dropped beyond it (see
+    /// <see cref="ApdTrainer.Options.ScoringCacheMegabytes"/>, which models from <c>Fit</c> start with; a loaded model
+    /// starts at the default, 256). Shared with this model's <see cref="ForTask"/> views, inherited by
+    /// <see cref="Forget"/>'s model. Changing it changes no prediction.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
+    public int ScoringCacheMegabytes
+    {
+        get => (int)(Network.WeightCache.BudgetBytes >> 20);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            Network.WeightCache.BudgetBytes = (long)value << 20;
+        }
+    }
+
     /// <summary>Always true: the transformer maps each row on its own, so PredictionEngine works.</summary>
     public bool IsRowToRowMapper => true;
 

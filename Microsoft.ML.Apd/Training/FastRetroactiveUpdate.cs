@@ -50,6 +50,7 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         public required Tensor SharedAtStart;     // σ*, shaped like σ
         public required Tensor MaskSquareSum;     // A = Σ_i M_i², [out, 1, ...]
         public required Tensor[] Masks;           // M_i per earlier task, [out]
+        public required Tensor MaskMatrix;        // the same stacked, [T, out]
         public required long Columns;             // elements per output unit (P / out)
         public List<Support> Supports { get; } = new();
         public Tensor Coupling = null!;           // C = Σ_i M_i ⊙ Δτ_i, shaped like σ
@@ -59,6 +60,7 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         {
             SharedAtStart.Dispose();
             MaskSquareSum.Dispose();
+            MaskMatrix.Dispose();
             Coupling?.Dispose();
             foreach (var m in Masks) m.Dispose();
             foreach (var s in Supports) s.Dispose();
@@ -101,16 +103,19 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
             using var scope = NewDisposeScope();
             // M_i flat over the output units [out]: the support's elements look their row's mask up by index.
             var masks = _tasks.Select(t => layer.Mask(layer.Slots[t].MaskLogits).flatten()).ToArray();
+            var maskMatrix = stack(masks);
             var state = new LayerState
             {
                 SharedAtStart = layer.Shared.detach().clone(),
-                MaskSquareSum = stack(masks).square().sum(dim: 0).reshape(layer.MaskShape),
+                MaskSquareSum = maskMatrix.square().sum(dim: 0).reshape(layer.MaskShape),
                 Masks = masks,
+                MaskMatrix = maskMatrix,
                 Columns = layer.WeightCount / layer.OutputCount,
             };
             AddSupport(state, _tasks.Select(t => (layer.Slots[t].Adaptive.Indices, layer.Slots[t].Adaptive.Values)).ToArray());
             state.SharedAtStart.DetachFromDisposeScope();
             state.MaskSquareSum.DetachFromDisposeScope();
+            state.MaskMatrix.DetachFromDisposeScope();
             foreach (var m in masks) m.DetachFromDisposeScope();
             _layers.Add(state);
             // τ_i = τ_i* until the first refresh: the term starts at λ₁Σ‖τ_i*‖₁ with no drift, as the reference's does.
@@ -211,8 +216,18 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         double bound = _threshold + _kappa;
         var perTask = new (Tensor Indices, Tensor Values)[_tasks.Length];
         long count = 0;
+        // |Δσ_e| M_i,row ≤ max_row |Δσ| · M_i,row (exactly, rounding included: M ≥ 0), so only tasks with a row where
+        // the largest drift times the mask passes the bound can gain elements: one [T, out] test instead of T dense
+        // passes over σ.
+        var rowDrift = flatDrift.abs().reshape(state.Masks[0].shape[0], state.Columns).amax([1]);
+        var candidates = (state.MaskMatrix * rowDrift.unsqueeze(0) > bound).any(1).cpu().data<bool>().ToArray();
         for (int i = 0; i < _tasks.Length; i++)
         {
+            if (!candidates[i])
+            {
+                perTask[i] = (empty(0, dtype: ScalarType.Int64, device: flatDrift.device), empty(0, device: flatDrift.device));
+                continue;
+            }
             var active = (flatDrift * state.Masks[i].repeat_interleave(state.Columns)).abs() > bound;
             foreach (var support in state.Supports)
                 active.index_fill_(0, TaskEntries(support, support.Indices, i), false);
@@ -227,7 +242,7 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     private static Tensor TaskEntries(Support support, Tensor values, int task)
         => values.narrow(0, support.TaskOffsets[task], support.TaskOffsets[task + 1] - support.TaskOffsets[task]);
 
-    /// <summary>Every earlier τ_i of one layer as it is now, dense, stacked [T, ...] (caller's scope).</summary>
+    /// <summary>Every earlier τ_i of one layer as it is now, dense, stacked [T, ...] (caller's scope; tests).</summary>
     public Tensor Adaptive(int layer)
     {
         var state = _layers[layer];
@@ -239,19 +254,51 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     }
 
     /// <summary>A last <see cref="Refresh"/> for the network's new σ, then each τ_i written back hard-thresholded
-    /// (|τ| ≤ λ₁ ⇒ 0) and sparse.</summary>
+    /// (|τ| ≤ λ₁ ⇒ 0) and sparse, as <see cref="SparseAdaptive.FromDense"/> would store it, straight from the supports:
+    /// O(Σ nnz), never a dense tensor per task.</summary>
     public void Commit(ApdNetwork network)
     {
         Refresh(network.Layers.Select(l => l.Shared).ToList());
         using var noGrad = no_grad();
         for (int l = 0; l < _layers.Count; l++)
         {
-            using var scope = NewDisposeScope();
             var layer = network.Layers[l];
-            var adaptive = Adaptive(l);
+            var stored = Stored(l, layer.WeightShape);
             for (int i = 0; i < _tasks.Length; i++)
-                layer.Slots[_tasks[i]].ReplaceAdaptive(SparseAdaptive.FromDense(adaptive[i], _threshold, _halfPrecision));
+                layer.Slots[_tasks[i]].ReplaceAdaptive(stored[i]);
         }
+    }
+
+    /// <summary>Every earlier τ_i of one layer, rounded (half-precision storage) and hard-thresholded like
+    /// <see cref="SparseAdaptive.FromDense"/>, in task order (owned by the caller).</summary>
+    private SparseAdaptive[] Stored(int layer, long[] shape)
+    {
+        using var scope = NewDisposeScope();
+        var state = _layers[layer];
+        long size = state.SharedAtStart.numel();
+        var device = state.SharedAtStart.device;
+        // One key per entry, task · size + position: sorted, the entries group by task with positions ascending (a
+        // task's entries come from several supports once elements were re-activated).
+        var keys = cat(state.Supports.Select(s =>
+        {
+            var counts = tensor(s.TaskOffsets.Zip(s.TaskOffsets.Skip(1), (a, b) => b - a).ToArray(), device: device);
+            return s.Indices + arange(_tasks.Length, dtype: ScalarType.Int64, device: device).repeat_interleave(counts) * size;
+        }).ToList(), 0);
+        var values = cat(state.Supports.Select(s => s.Values).ToList(), 0);
+        if (_halfPrecision) values = SparseAdaptive.RoundToHalf(values);
+        var keep = _threshold > 0 ? values.abs() > _threshold : values.ne(0);
+        keys = keys.masked_select(keep);
+        values = values.masked_select(keep);
+        var order = keys.argsort();
+        keys = keys.index_select(0, order);
+        values = values.index_select(0, order);
+        var task = keys.div(size, rounding_mode: RoundingMode.floor);
+        var positions = keys - task * size;
+        var perTask = bincount(task, minlength: _tasks.Length).cpu().data<long>().ToArray();
+        var indexParts = positions.split(perTask);
+        var valueParts = values.split(perTask);
+        return Enumerable.Range(0, _tasks.Length).Select(i => SparseAdaptive.FromParts(shape,
+            indexParts[i].clone().DetachFromDisposeScope(), valueParts[i].clone().DetachFromDisposeScope())).ToArray();
     }
 
     /// <summary>Elements of the earlier τ_i's supports (all tasks, all layers), for tests and benchmarks.</summary>

@@ -5,8 +5,15 @@ using Microsoft.ML.Apd.Samples;
 
 // dotnet run -c Release --project benchmarks/Apd.Benchmarks -- <split|steps|profile|api|inference|all> [--data DIR] [--out DIR]
 //   inference: [--parts permuted,split,speed] [--epochs 5] [--train-images N] [--test-images N] (per task)
+//   scale: [--tasks 1000] [--images 300] [--epochs 1] [--interval s] [--every 10] (issue #17: many short tasks)
 //   split: [--mode exact,fast] [--epochs 5]   steps: [--architectures mlp,conv] [--last-task 50]   api: [--tasks 50] [--api-epochs 5] [--api-images 12000]
 string command = args.Length > 0 ? args[0] : "all";
+if (command == "scale-chart")
+{
+    // Redraws scale-*.png from a scale.csv written by "scale".
+    ScaleBenchmark.Charts.Write(args[1], Path.GetDirectoryName(Path.GetFullPath(args[1]))!);
+    return 0;
+}
 if (command == "chart")
 {
     // Redraws stored-size.png from a stored-size.csv written by "api".
@@ -18,7 +25,8 @@ string outDirectory = Option("--out") ?? "benchmark-results";
 int epochs = int.Parse(Option("--epochs") ?? "5");
 Directory.CreateDirectory(outDirectory);
 TorchSharpLoader.EnsureLoadable(); // before the first TorchSharp call (README, "Older Linux distributions")
-TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
+// Both cores unless OMP_NUM_THREADS says otherwise (on a shared machine, set it to 1: see DEVELOPERS).
+if (Environment.GetEnvironmentVariable("OMP_NUM_THREADS") is null) TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
 
 var (train, test) = dataDirectory is null ? FashionMnist.LoadSubset() : (FashionMnist.Load(dataDirectory, true), FashionMnist.Load(dataDirectory, false));
 Console.WriteLine($"data: {(dataDirectory ?? "shipped subset")}; {Environment.ProcessorCount} cores; {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
@@ -33,6 +41,10 @@ if (command is "steps" or "all")
 if (command is "inference")
     TaskInferenceBenchmark.Run(train, test, epochs, Option("--parts") ?? "permuted,split,speed",
         Option("--train-images") is { } n ? int.Parse(n) : null, Option("--test-images") is { } m ? int.Parse(m) : null, Console.Out);
+if (command is "scale")
+    ScaleBenchmark.Run(train, test, int.Parse(Option("--tasks") ?? "1000"), int.Parse(Option("--images") ?? "300"),
+        int.Parse(Option("--epochs") ?? "1"), Option("--interval") is { } s ? int.Parse(s) : null,
+        int.Parse(Option("--every") ?? "10"), outDirectory, Console.Out);
 if (command is "api" or "all")
 {
     // Each permuted task: the first --api-images training images (default 12,000, the size of a Split task; 60000 for

@@ -1,0 +1,173 @@
+using Microsoft.ML.Apd.Engine;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Apd.Tests.Engine;
+
+/// <summary>Issue #17: costs bounded in the number of tasks — the scoring cache's budget, shared task parameters
+/// between a network and its clone, consolidation and forgetting with hundreds of tasks.</summary>
+[TestClass]
+public sealed class ScaleTests
+{
+    /// <summary>Everything a network predicts for <paramref name="x"/>: every task's logits by Forward, by ForwardAll
+    /// (task inference) and by the managed single-row path, row by row.</summary>
+    private static Dictionary<string, float[]> Predictions(ApdNetwork network, Tensor x)
+    {
+        var result = new Dictionary<string, float[]>();
+        var rows = x.data<float>().ToArray();
+        int features = (int)x.shape[1];
+        foreach (var task in network.Tasks)
+        {
+            result[$"{task} forward"] = EngineTestData.Logits(network, task, x);
+            var managed = network.ManagedWeights(task)!;
+            var scratch = managed.CreateScratch();
+            var single = new float[x.shape[0] * managed.ClassCount];
+            for (int r = 0; r < x.shape[0]; r++)
+                managed.Logits(rows.AsSpan(r * features, features), single.AsSpan(r * managed.ClassCount, managed.ClassCount), scratch);
+            result[$"{task} managed"] = single;
+        }
+        var all = network.ForwardAll(x, network.Tasks.ToList());
+        for (int t = 0; t < all.Length; t++)
+            using (all[t])
+                result[$"{network.Tasks[t]} all"] = all[t].data<float>().ToArray();
+        return result;
+    }
+
+    private static void AssertSame(Dictionary<string, float[]> expected, Dictionary<string, float[]> actual, string when)
+    {
+        CollectionAssert.AreEquivalent(expected.Keys.ToArray(), actual.Keys.ToArray());
+        foreach (var (key, values) in expected)
+            CollectionAssert.AreEqual(values, actual[key], $"{key}, {when}");
+    }
+
+    [TestMethod]
+    public void EvictionChangesNoPredictionAndTheBudgetHolds()
+    {
+        var h = EngineTestData.QuickSettings with { NumberOfEpochs = 1, ConsolidationInterval = 3 };
+        using var network = EngineTestData.Train(EngineTestData.SmallMlp, 6, h);
+        var (x, _) = EngineTestData.Task(7, n: 12);
+        using (x)
+        {
+            network.WeightCache.BudgetBytes = long.MaxValue;
+            var expected = Predictions(network, x);
+            // Unbounded: three kinds of entry per task (θ tensors, managed copy, first-layer factors).
+            Assert.AreEqual(3 * network.Tasks.Count, network.WeightCache.Count);
+            long everything = network.WeightCache.Bytes;
+            AssertSame(expected, Predictions(network, x), "all cached");
+
+            foreach (long budget in new[] { everything / 4, everything / 20, 0 })
+            {
+                network.WeightCache.BudgetBytes = budget;
+                Assert.IsTrue(network.WeightCache.Bytes <= budget, $"lowering the budget to {budget} evicts at once");
+                var afterEviction = Predictions(network, x);
+                AssertSame(expected, afterEviction, $"budget {budget} bytes");
+                Assert.IsTrue(network.WeightCache.Bytes <= budget, $"{network.WeightCache.Bytes} bytes cached, budget {budget}");
+                Assert.IsTrue(network.WeightCache.Count < 3 * network.Tasks.Count, $"budget {budget}: some entries evicted");
+            }
+            Assert.AreEqual(0, network.WeightCache.Count, "budget 0 keeps nothing");
+        }
+    }
+
+    /// <summary>Threads scoring different tasks through a cache that holds about one task: each evicts what the others
+    /// are using, which must stay valid until they are done (they hold their own handles on the storage).</summary>
+    [TestMethod]
+    public void EvictionWhileOtherThreadsScoreIsSafe()
+    {
+        var h = EngineTestData.QuickSettings with { NumberOfEpochs = 1 };
+        using var network = EngineTestData.Train(EngineTestData.SmallMlp, 4, h);
+        var (x, _) = EngineTestData.Task(3, n: 16);
+        using (x)
+        {
+            var expected = network.Tasks.ToDictionary(t => t, t => EngineTestData.Logits(network, t, x));
+            long oneTask = network.WeightCache.Bytes / network.Tasks.Count;
+            network.WeightCache.BudgetBytes = oneTask;
+            Parallel.For(0, 64, i =>
+            {
+                string task = network.Tasks[i % network.Tasks.Count];
+                CollectionAssert.AreEqual(expected[task], EngineTestData.Logits(network, task, x), task);
+            });
+            Assert.IsTrue(network.WeightCache.Bytes <= oneTask);
+        }
+    }
+
+    /// <summary>Fit's copy of the previous network shares its stored tensors (nothing is copied), and training,
+    /// retroactive updates and consolidation of the copy leave the previous network bit-identical — also once the
+    /// copy is disposed.</summary>
+    [TestMethod]
+    public void CloneSharesStorageAndTheOriginalNeverChanges()
+    {
+        var h = EngineTestData.QuickSettings with { NumberOfEpochs = 2, ConsolidationInterval = 4 };
+        using var original = EngineTestData.Train(EngineTestData.SmallMlp, 3, h);
+        var (x, _) = EngineTestData.Task(11, n: 20);
+        using (x)
+        {
+            var bytes = EngineTestData.Serialize(original);
+            var predictions = Predictions(original, x);
+            using (var clone = original.Clone())
+            {
+                Assert.AreNotEqual(original.HeadOf("t0").Weight.Handle, clone.HeadOf("t0").Weight.Handle, "own handles");
+                Assert.AreEqual(Storage(original.HeadOf("t0").Weight), Storage(clone.HeadOf("t0").Weight), "same storage");
+                Assert.AreEqual(Storage(original.Layers[0].Slots["t1"].MaskLogits), Storage(clone.Layers[0].Slots["t1"].MaskLogits));
+                // Task 4 is trained on the clone (σ and every earlier τ_i move) and then consolidated.
+                var (tx, ty) = EngineTestData.Task(200, 8);
+                using (tx) using (ty) ApdLearner.LearnTask(clone, "t3", 2, tx, ty, h, null, CancellationToken.None);
+                Assert.AreEqual(1, clone.ConsolidationCount);
+                Assert.AreNotEqual(Storage(original.Layers[0].Shared), Storage(clone.Layers[0].Shared));
+                CollectionAssert.AreEqual(bytes, EngineTestData.Serialize(original), "while the clone lives");
+                AssertSame(predictions, Predictions(original, x), "after training the clone");
+                clone.Forget("t1");
+            }
+            CollectionAssert.AreEqual(bytes, EngineTestData.Serialize(original), "after the clone is disposed");
+            AssertSame(predictions, Predictions(original, x), "after the clone is disposed");
+        }
+    }
+
+    /// <summary>Hundreds of tiny tasks: consolidation keeps every task's θ within β/2 + λ₁ per element, and forgetting
+    /// one leaves every other task bit-identical.</summary>
+    [TestMethod]
+    public void ConsolidationAndForgettingWithHundredsOfTasks()
+    {
+        var h = EngineTestData.QuickSettings with { NumberOfEpochs = 1, BatchSize = 20, ConsolidationInterval = 5 };
+        var architecture = new ApdArchitecture(4, [3], [], null);
+        using var network = ApdNetwork.Create(architecture, CPU, 1);
+        const int tasks = 300;
+        for (int t = 0; t < tasks - 1; t++)
+        {
+            var (tx, ty) = EngineTestData.Task(500 + t, 4, n: 20);
+            using (tx) using (ty) ApdLearner.LearnTask(network, $"t{t}", 2, tx, ty, h, null, CancellationToken.None);
+        }
+        using var scope = NewDisposeScope();
+        var (x, y) = EngineTestData.Task(999, 4, n: 20);
+        ApdLearner.TrainTask(network, $"t{tasks - 1}", 2, x, y, h, null, CancellationToken.None);
+        var trained = network.Tasks.ToDictionary(t => t, t => network.Layers.Select(l => l.ComposeStored(t)).ToArray());
+        // The 60th consolidation: K = K₀ + k·59 = 120 clusters of 300 tasks.
+        KnowledgeConsolidation.Consolidate(network, h);
+        Assert.AreEqual(60, network.ConsolidationCount);
+        Assert.IsTrue(network.Layers.All(l => l.LocallyShared.Values.Sum(s => s.NonZeros) > 0), "elements shared within clusters");
+        Assert.AreEqual(tasks, network.Tasks.Count(t => network.Layers.All(l => l.Slots[t].Group is not null)));
+        double bound = h.ConsolidationThreshold / 2 + h.SparsityStrength + 1e-6;
+        foreach (var task in network.Tasks)
+            for (int l = 0; l < network.Layers.Count; l++)
+            {
+                double moved = (network.Layers[l].ComposeStored(task) - trained[task][l]).abs().max().item<float>();
+                Assert.IsTrue(moved <= bound, $"{task}, layer {l}: θ moved by {moved} > β/2 + λ₁");
+            }
+
+        var probe = EngineTestData.Task(5, 4, n: 10).Features;
+        var expected = network.Tasks.ToDictionary(t => t, t => EngineTestData.Logits(network, t, probe));
+        var bytes = network.Tasks.ToDictionary(t => t, t => network.Layers.Select(l => Stored(l.Slots[t])).ToArray());
+        network.Forget("t150");
+        Assert.AreEqual(tasks - 1, network.Tasks.Count);
+        foreach (var task in network.Tasks)
+        {
+            CollectionAssert.AreEqual(expected[task], EngineTestData.Logits(network, task, probe), task);
+            for (int l = 0; l < network.Layers.Count; l++)
+                CollectionAssert.AreEqual(bytes[task][l], Stored(network.Layers[l].Slots[task]), $"{task}, layer {l}");
+        }
+    }
+
+    /// <summary>Where a tensor's elements live.</summary>
+    private static IntPtr Storage(Tensor tensor) => tensor.storage<float>().data_ptr();
+
+    private static float[] Stored(TaskSlot slot)
+        => [.. slot.MaskLogits.data<float>(), .. slot.Bias.data<float>(), .. slot.Adaptive.Values.data<float>(), .. slot.Adaptive.Indices.data<long>().ToArray().Select(i => (float)i)];
+}
