@@ -11,13 +11,31 @@ public sealed class ConsolidationTests
     {
         using var scope = NewDisposeScope();
         var points = tensor(new float[] { 0, 0, 0.1f, 0, 10, 10, 0, 0.1f, 10.1f, 10, 9.9f, 10 }, [6, 2]);
-        var assignment = KMeans.Fit(points, points.index_select(0, tensor(new long[] { 0, 1 })));
+        var gram = points.mm(points.t());
+        // Start: centroids at points 0 and 1 (one-point weights).
+        var assignment = KMeans.Fit(gram, eye(6).index_select(1, tensor(new long[] { 0, 1 })));
         CollectionAssert.AreEqual(new[] { 0, 0, 1, 0, 1, 1 }, assignment);
         // A bad start (both centroids in one cluster) still converges to the two groups.
-        var fromBadStart = KMeans.Fit(points, points.index_select(0, tensor(new long[] { 0, 3 })));
+        var fromBadStart = KMeans.Fit(gram, eye(6).index_select(1, tensor(new long[] { 0, 3 })));
         Assert.AreEqual(fromBadStart[0], fromBadStart[1]);
         Assert.AreNotEqual(fromBadStart[0], fromBadStart[2]);
         Assert.AreEqual(fromBadStart[2], fromBadStart[4]);
+    }
+
+    /// <summary>The Gram matrix of sparse points, summed position by position, is X Xᵀ.</summary>
+    [TestMethod]
+    public void GramOfSparsePointsIsTheProductOfTheDensePoints()
+    {
+        using var scope = NewDisposeScope();
+        var dense = tensor(new float[] { 0, 1.5f, 0, -2, 3, 0, 0, 0, 0, 0, 0, 0, 0.5f, 0, 4, 1 }, [4, 4]);
+        var sparse = Enumerable.Range(0, 4).Select(i =>
+        {
+            var row = dense[i];
+            var positions = row.nonzero().reshape(-1);
+            return (positions.data<long>().ToArray(), row.index_select(0, positions).data<float>().ToArray());
+        }).ToList();
+        var expected = dense.to(ScalarType.Float64).mm(dense.to(ScalarType.Float64).t());
+        CollectionAssert.AreEqual(expected.data<double>().ToArray(), KMeans.Gram(sparse).data<double>().ToArray());
     }
 
     [TestMethod]

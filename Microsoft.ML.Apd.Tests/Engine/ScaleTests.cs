@@ -121,6 +121,21 @@ public sealed class ScaleTests
         }
     }
 
+    /// <summary>Fit checks the saved size against the loader's limit by a bound from shapes and non-zero counts: it
+    /// is never below the bytes Save writes (dense and sparse layers, float32 and float16 values, after consolidation).</summary>
+    [TestMethod]
+    [DataRow(false)]
+    [DataRow(true)]
+    public void SaveSizeBoundIsAtLeastTheSavedBytes(bool halfPrecision)
+    {
+        var h = EngineTestData.QuickSettings with { NumberOfEpochs = 1, ConsolidationInterval = 2, HalfPrecisionStorage = halfPrecision };
+        using var network = EngineTestData.Train(EngineTestData.SmallCnn, 3, h);
+        long saved = EngineTestData.Serialize(network).Length;
+        long bound = network.SaveSizeBound();
+        Assert.IsGreaterThanOrEqualTo(saved, bound);
+        Assert.IsLessThan(3 * saved, bound, "a bound, not a guess");
+    }
+
     /// <summary>Hundreds of tiny tasks: consolidation keeps every task's θ within β/2 + λ₁ per element, and forgetting
     /// one leaves every other task bit-identical.</summary>
     [TestMethod]

@@ -24,6 +24,11 @@ internal static class KnowledgeConsolidation
         return network.LearnedTaskCount > 0 && network.LearnedTaskCount % interval == 0;
     }
 
+    /// <summary>
+    /// Consolidates every layer. Memory stays at O(T² + K·T + P) per layer, never T dense copies of it: K-means needs
+    /// the tasks' full adaptive tensors only through their Gram matrix (<see cref="KMeans"/>), computed from their
+    /// non-zeros, and each cluster's max/min is streamed over its members one dense tensor at a time.
+    /// </summary>
     public static void Consolidate(ApdNetwork network, ApdHyperparameters hyperparameters)
     {
         var tasks = network.Tasks.ToArray();
@@ -38,12 +43,15 @@ internal static class KnowledgeConsolidation
             var layer = network.Layers[l];
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var full = stack(tasks.Select(layer.FullAdaptive)).flatten(1);
-            var start = InitialCentroids(layer, tasks, full, clusters, hyperparameters.Seed * 7919 + network.ConsolidationCount * 31 + l);
-            var assignment = KMeans.Fit(full, start);
-
-            foreach (var local in layer.LocallyShared.Values) local.Dispose();
+            var slots = tasks.Select(t => layer.Slots[t]).ToArray();
+            // The last consolidation's σ̃ stay readable until every member's new τ is written (Full reads them).
+            var previous = new Dictionary<int, SparseAdaptive>(layer.LocallyShared);
             layer.LocallyShared.Clear();
+            var points = slots.Select(slot => NonZeros(Full(slot, previous))).ToArray();
+            var gram = KMeans.Gram(points);
+            var start = InitialCentroids(slots, clusters, hyperparameters.Seed * 7919 + network.ConsolidationCount * 31 + l);
+            var assignment = KMeans.Fit(gram, start);
+
             for (int g = 0; g < clusters; g++)
             {
                 var members = Enumerable.Range(0, tasks.Length).Where(i => assignment[i] == g).ToArray();
@@ -52,54 +60,80 @@ internal static class KnowledgeConsolidation
                 {
                     // Alone in its cluster: τ_i := σ̃ + τ_i (the same sum θ used before, so θ_i is unchanged bit for bit,
                     // unless half-precision storage rounds a sum of two stored values).
-                    var slot = layer.Slots[tasks[members[0]]];
-                    slot.ReplaceAdaptive(SparseAdaptive.FromDense(full[members[0]].reshape(layer.WeightShape), 0, half));
+                    var slot = slots[members[0]];
+                    slot.ReplaceAdaptive(SparseAdaptive.FromDense(Full(slot, previous), 0, half));
                     slot.Group = g;
                     continue;
                 }
-                using var index = tensor(members.Select(i => (long)i).ToArray(), device: full.device);
-                var rows = full.index_select(0, index);
-                var max = rows.amax([0]);
-                var min = rows.amin([0]);
-                var shared = (max - min) <= beta;
-                var locallyShared = where(shared, (max + min) / 2, zeros_like(max));
-                // Stored hard-thresholded like τ (the authors prune σ̃_g by λ₁ at inference): θ_i then moves by at most
-                // β/2 + λ₁ at shared elements.
-                layer.LocallyShared[g] = SparseAdaptive.FromDense(locallyShared.reshape(layer.WeightShape), hyperparameters.SparsityStrength, half);
+                Tensor? max = null, min = null;
                 foreach (var i in members)
                 {
-                    var slot = layer.Slots[tasks[i]];
-                    slot.ReplaceAdaptive(SparseAdaptive.FromDense(where(shared, zeros_like(max), full[i]).reshape(layer.WeightShape), 0, half));
+                    using var memberScope = NewDisposeScope();
+                    var full = Full(slots[i], previous);
+                    max = max is null ? full.MoveToOuterDisposeScope() : max.copy_(max.maximum(full));
+                    min = min is null ? full.clone().MoveToOuterDisposeScope() : min.copy_(min.minimum(full));
+                }
+                var shared = (max! - min!) <= beta;
+                var locallyShared = where(shared, (max! + min!) / 2, zeros_like(max!));
+                // Stored hard-thresholded like τ (the authors prune σ̃_g by λ₁ at inference): θ_i then moves by at most
+                // β/2 + λ₁ at shared elements.
+                layer.LocallyShared[g] = SparseAdaptive.FromDense(locallyShared, hyperparameters.SparsityStrength, half);
+                foreach (var i in members)
+                {
+                    using var memberScope = NewDisposeScope();
+                    var slot = slots[i];
+                    slot.ReplaceAdaptive(SparseAdaptive.FromDense(where(shared, zeros_like(max!), Full(slot, previous)), 0, half));
                     slot.Group = g;
                 }
             }
+            foreach (var local in previous.Values) local.Dispose();
         }
         network.InvalidateCache();
     }
 
-    /// <summary>
-    /// Previous clusters' centroids (mean of their current members, in cluster-id order), then rows picked by a
-    /// seeded shuffle (tasks without a cluster first, i.e. those learned since the last consolidation).
-    /// </summary>
-    private static Tensor InitialCentroids(DecomposedLayer layer, string[] tasks, Tensor full, int clusters, int seed)
+    /// <summary>A task's full adaptive tensor σ̃_{g} + τ_i, dense, with g its group in <paramref name="locallyShared"/>
+    /// (the expression of <see cref="DecomposedLayer.FullAdaptive"/>; caller's scope).</summary>
+    private static Tensor Full(TaskSlot slot, IReadOnlyDictionary<int, SparseAdaptive> locallyShared)
     {
-        var centroids = new List<Tensor>();
-        foreach (var g in tasks.Select(t => layer.Slots[t].Group).OfType<int>().Distinct().Order())
+        var adaptive = slot.Adaptive.ToDense();
+        return slot.Group is int g && locallyShared.TryGetValue(g, out var local) ? local.ToDense() + adaptive : adaptive;
+    }
+
+    private static (long[] Positions, float[] Values) NonZeros(Tensor dense)
+    {
+        var flat = dense.reshape(-1);
+        var positions = flat.nonzero().reshape(-1);
+        return (positions.data<long>().ToArray(), flat.index_select(0, positions).data<float>().ToArray());
+    }
+
+    /// <summary>
+    /// Start weights [T, K] (see <see cref="KMeans.Fit"/>): previous clusters' centroids (mean of their current members,
+    /// in cluster-id order), then single tasks picked by a seeded shuffle (tasks without a cluster first, i.e. those
+    /// learned since the last consolidation).
+    /// </summary>
+    private static Tensor InitialCentroids(TaskSlot[] slots, int clusters, int seed)
+    {
+        var columns = new List<double[]>();
+        foreach (var g in slots.Select(s => s.Group).OfType<int>().Distinct().Order())
         {
-            if (centroids.Count == clusters) break;
-            var members = Enumerable.Range(0, tasks.Length).Where(i => layer.Slots[tasks[i]].Group == g).Select(i => (long)i).ToArray();
-            centroids.Add(full.index_select(0, tensor(members, device: full.device)).mean([0]));
+            if (columns.Count == clusters) break;
+            var members = Enumerable.Range(0, slots.Length).Where(i => slots[i].Group == g).ToArray();
+            var column = new double[slots.Length];
+            foreach (var i in members) column[i] = 1.0 / members.Length;
+            columns.Add(column);
         }
         var random = new Random(seed);
-        var candidates = Enumerable.Range(0, tasks.Length)
-            .OrderBy(i => layer.Slots[tasks[i]].Group is null ? 0 : 1)
+        var candidates = Enumerable.Range(0, slots.Length)
+            .OrderBy(i => slots[i].Group is null ? 0 : 1)
             .ThenBy(_ => random.Next())
             .ToList();
         foreach (var i in candidates)
         {
-            if (centroids.Count == clusters) break;
-            centroids.Add(full[i]);
+            if (columns.Count == clusters) break;
+            var column = new double[slots.Length];
+            column[i] = 1;
+            columns.Add(column);
         }
-        return stack(centroids);
+        return stack(columns.Select(c => tensor(c, dtype: ScalarType.Float64)).ToList(), 1);
     }
 }

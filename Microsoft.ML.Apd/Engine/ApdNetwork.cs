@@ -243,6 +243,15 @@ internal sealed partial class ApdNetwork : IDisposable
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         static bool Finite(Tensor t) => t.isfinite().all().item<bool>();
+        // One check over every stored value at once (a copy of the model's values, no per-tensor round trip); the
+        // search below only runs to name the culprit.
+        var everything = _layers.SelectMany(layer => layer.Slots.Values
+                .SelectMany(slot => new[] { slot.MaskLogits, slot.Bias, slot.Adaptive.Values })
+                .Concat(layer.LocallyShared.Values.Select(local => local.Values))
+                .Append(layer.Shared))
+            .Concat(_heads.Values.SelectMany(head => new[] { head.Weight, head.Bias }))
+            .Select(t => t.reshape(-1)).ToList();
+        if (everything.Count == 0 || Finite(cat(everything, 0))) return null;
         for (int l = 0; l < _layers.Count; l++)
         {
             var layer = _layers[l];

@@ -62,6 +62,31 @@ internal sealed partial class ApdNetwork
         }
     }
 
+    /// <summary>At least the bytes <see cref="Save"/> writes, from shapes and non-zero counts alone (no tensor is read):
+    /// what <c>Fit</c> checks against <see cref="ApdLimits.MaxModelBytes"/> at a cost per stored tensor, not per byte.
+    /// Exact but for the sparse positions (counted as the smaller of 5 bytes per non-zero and the bitmap, which
+    /// bounds the encoding <see cref="WriteSparse"/> picks) and values (4 bytes each, 2 when stored as float16).</summary>
+    internal long SaveSizeBound()
+    {
+        static long Dense(long elements) => sizeof(long) + elements * sizeof(float);
+        static long Sparse(SparseAdaptive s) => sizeof(long) + 2 + Math.Min(5 * s.NonZeros, BitmapBytes(s.DenseSize)) + s.NonZeros * sizeof(float);
+        long bytes = 64 + 4L * Architecture.HiddenLayerSizes.Count + 8L * Architecture.ConvolutionBlocks.Count;
+        foreach (var task in _tasks)
+        {
+            var head = _heads[task];
+            bytes += 5 + System.Text.Encoding.UTF8.GetByteCount(task) + sizeof(int) + Dense(head.Weight.numel()) + Dense(head.Bias.numel());
+        }
+        foreach (var layer in _layers)
+        {
+            bytes += Dense(layer.WeightCount) + sizeof(int);
+            foreach (var slot in layer.Slots.Values)
+                bytes += 2 * Dense(layer.OutputCount) + Sparse(slot.Adaptive) + sizeof(int);
+            foreach (var local in layer.LocallyShared.Values)
+                bytes += sizeof(int) + Sparse(local);
+        }
+        return bytes;
+    }
+
     /// <summary>Reads what <see cref="Save"/> wrote; throws <see cref="InvalidDataException"/> on malformed input.</summary>
     public static ApdNetwork Load(BinaryReader reader, Device device)
     {

@@ -80,6 +80,19 @@ public sealed partial class ApdTransformer
         return counter.Length;
     }
 
+    /// <summary>At least <see cref="PayloadSize"/>, without serialising the network
+    /// (<see cref="ApdNetwork.SaveSizeBound"/>): Fit measures exactly only when this bound exceeds the limit.</summary>
+    internal long PayloadSizeBound()
+    {
+        using var counter = new ByteCounter();
+        using (var w = new BinaryWriter(counter, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            WriteDescription(w);
+            w.Write(0L);
+        }
+        return counter.Length + Network.SaveSizeBound();
+    }
+
     internal byte[] SerializePayload()
     {
         using var stream = new MemoryStream();

@@ -207,9 +207,10 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
             network.WeightCache.BudgetBytes = (long)o.ScoringCacheMegabytes << 20;
             var model = new ApdTransformer(_env, new SharedNetwork(network), labelType, labelSets, ScoringColumns.From(o),
                 o.RequireTaskId, selectedTask: null);
-            // Every model Fit returns can be saved (and so loaded): its stored size is within the loader's limit.
-            long size = model.PayloadSize();
-            if (size > ApdLimits.MaxModelBytes)
+            // Every model Fit returns can be saved (and so loaded): its stored size is within the loader's limit. The
+            // bound costs a look at each tensor's shape; the exact size, a serialisation, is needed only near the limit.
+            long size;
+            if (model.PayloadSizeBound() > ApdLimits.MaxModelBytes && (size = model.PayloadSize()) > ApdLimits.MaxModelBytes)
             {
                 model.Dispose();
                 throw new InvalidOperationException(
