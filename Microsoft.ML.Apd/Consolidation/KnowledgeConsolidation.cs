@@ -47,7 +47,11 @@ internal static class KnowledgeConsolidation
             // The last consolidation's σ̃ stay readable until every member's new τ is written (Full reads them).
             var previous = new Dictionary<int, SparseAdaptive>(layer.LocallyShared);
             layer.LocallyShared.Clear();
-            var points = slots.Select(slot => NonZeros(Full(slot, previous))).ToArray();
+            var points = slots.Select(slot =>
+            {
+                using var pointScope = NewDisposeScope();
+                return NonZeros(Full(slot, previous));
+            }).ToArray();
             var gram = KMeans.Gram(points);
             var start = InitialCentroids(slots, clusters, hyperparameters.Seed * 7919 + network.ConsolidationCount * 31 + l);
             var assignment = KMeans.Fit(gram, start);
@@ -60,6 +64,7 @@ internal static class KnowledgeConsolidation
                 {
                     // Alone in its cluster: τ_i := σ̃ + τ_i (the same sum θ used before, so θ_i is unchanged bit for bit,
                     // unless half-precision storage rounds a sum of two stored values).
+                    using var memberScope = NewDisposeScope();
                     var slot = slots[members[0]];
                     slot.ReplaceAdaptive(SparseAdaptive.FromDense(Full(slot, previous), 0, half));
                     slot.Group = g;

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Apd.Engine;
@@ -33,7 +34,10 @@ internal sealed class SparseAdaptive : IDisposable
         using var scope = NewDisposeScope();
         var flat = dense.detach().reshape(-1);
         if (halfPrecision) flat = RoundToHalf(flat);
-        var keep = threshold > 0 ? flat.abs() > threshold : flat.ne(0);
+        // Scalars held for the call (see TensorOwnership).
+        using var limit = threshold.ToScalar();
+        using var zero = 0.ToScalar();
+        var keep = threshold > 0 ? flat.abs().gt(limit) : flat.ne(zero);
         var indices = keep.nonzero().reshape(-1);
         var values = flat.index_select(0, indices).clone();
         return new SparseAdaptive(dense.shape.ToArray(), indices.DetachFromDisposeScope(), values.DetachFromDisposeScope());
@@ -42,7 +46,10 @@ internal sealed class SparseAdaptive : IDisposable
     /// <summary>x rounded to the nearest float16 (ties to even, as <see cref="Half"/>), as float32 (caller's scope).
     /// Values beyond float16's range stay as they are (the file then keeps that tensor in float32).</summary>
     public static Tensor RoundToHalf(Tensor x)
-        => where(x.abs() <= (double)Half.MaxValue, x.to(ScalarType.Float16).to(ScalarType.Float32), x);
+    {
+        using var largest = ((double)Half.MaxValue).ToScalar();
+        return where(x.abs().le(largest), x.to(ScalarType.Float16).to(ScalarType.Float32), x);
+    }
 
     /// <summary>Builds from explicit parts (takes ownership); validation is the caller's job.</summary>
     public static SparseAdaptive FromParts(long[] shape, Tensor indices, Tensor values) => new(shape, indices, values);

@@ -277,23 +277,27 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         var state = _layers[layer];
         long size = state.SharedAtStart.numel();
         var device = state.SharedAtStart.device;
+        // Scalars held until the end (see TensorOwnership): these operations run over every earlier task's entries.
+        using var sizeScalar = size.ToScalar();
+        using var threshold = _threshold.ToScalar();
+        using var zero = 0.ToScalar();
         // One key per entry, task · size + position: sorted, the entries group by task with positions ascending (a
         // task's entries come from several supports once elements were re-activated).
         var keys = cat(state.Supports.Select(s =>
         {
             var counts = tensor(s.TaskOffsets.Zip(s.TaskOffsets.Skip(1), (a, b) => b - a).ToArray(), device: device);
-            return s.Indices + arange(_tasks.Length, dtype: ScalarType.Int64, device: device).repeat_interleave(counts) * size;
+            return s.Indices + arange(_tasks.Length, dtype: ScalarType.Int64, device: device).repeat_interleave(counts).mul(sizeScalar);
         }).ToList(), 0);
         var values = cat(state.Supports.Select(s => s.Values).ToList(), 0);
         if (_halfPrecision) values = SparseAdaptive.RoundToHalf(values);
-        var keep = _threshold > 0 ? values.abs() > _threshold : values.ne(0);
+        var keep = _threshold > 0 ? values.abs().gt(threshold) : values.ne(zero);
         keys = keys.masked_select(keep);
         values = values.masked_select(keep);
         var order = keys.argsort();
         keys = keys.index_select(0, order);
         values = values.index_select(0, order);
-        var task = keys.div(size, rounding_mode: RoundingMode.floor);
-        var positions = keys - task * size;
+        var task = keys.div(sizeScalar, rounding_mode: RoundingMode.floor);
+        var positions = keys - task.mul(sizeScalar);
         var perTask = bincount(task, minlength: _tasks.Length).cpu().data<long>().ToArray();
         var indexParts = positions.split(perTask);
         var valueParts = values.split(perTask);
