@@ -6,9 +6,10 @@ namespace Microsoft.ML.Apd;
 /// The lazy, streaming result of <see cref="ApdTransformer.Transform"/>. Its cursor reads a block of rows ahead with a
 /// second input cursor, groups them by task and runs each task's head once per block; pass-through columns come from
 /// a first input cursor moved in lock-step. Both input cursors are unshuffled cursors of the same view, which ML.NET
-/// guarantees to yield the same rows in the same order.
+/// guarantees to yield the same rows in the same order. It also writes itself into ML.NET's ONNX export
+/// (Persistence/ApdScoredDataView.Onnx.cs).
 /// </summary>
-internal sealed class ApdScoredDataView : IDataView
+internal sealed partial class ApdScoredDataView : IDataView
 {
     /// <summary>Rows scored together.</summary>
     public const int BlockSize = 256;
