@@ -74,7 +74,152 @@ public sealed class OnnxExportTests
         Assert.IsTrue(onnx["TaskConfidence"].Cast<float>().All(c => c == 1));
     }
 
+    [TestMethod]
+    public void ConvolutionalModelsExportForOneTaskAndRoutedForTen()
+    {
+        // 4×4 images, one conv block (2 channels, 3×3) → 2×1×1, then a hidden layer.
+        var rows = Enumerable.Range(0, 10).SelectMany(t => ImageRows(t, n: 40)).ToList();
+        var data = _ml.Data.LoadFromEnumerable(rows);
+        var options = ConvOptions([4]);
+        using (var tenTasks = _ml.MulticlassClassification.Trainers.Apd(options).Fit(data))
+        {
+            AssertSameAsTransform(tenTasks.Transform(data), Score(Export(tenTasks, data), data), padded: true);
+            using var view = tenTasks.ForTask("t7");
+            AssertSameAsTransform(view.Transform(data), Score(Export(view, data), data));
+        }
+        var one = _ml.Data.LoadFromEnumerable(rows.Where(r => r.TaskId == "t0").ToList());
+        using var oneTask = _ml.MulticlassClassification.Trainers.Apd(ConvOptions([3])).Fit(one);
+        AssertSameAsTransform(oneTask.Transform(one), Score(Export(oneTask, one), one));
+    }
+
+    [TestMethod]
+    public void PipelineWithNormalizerAndKeyLabelsExportsInOneCall()
+    {
+        // As ML.NET users write it: normalize, map the label to a key, train; the whole chain is one ONNX graph.
+        var rows = Enumerable.Range(0, 3).SelectMany(t => TinyData.Rows(t, "x", "y", n: 60))
+            .Select(r => new TinyData.TextRow { Features = r.Features.Select(v => v * 50 + 7).ToArray(), Label = r.Label, TaskId = r.TaskId }).ToList();
+        var data = _ml.Data.LoadFromEnumerable(rows);
+        var pipeline = _ml.Transforms.NormalizeMinMax("Features")
+            .Append(_ml.Transforms.Conversion.MapValueToKey("Label"))
+            .Append(_ml.MulticlassClassification.Trainers.Apd(TinyData.FastOptions()));
+        var chain = pipeline.Fit(data);
+        using var apd = chain.LastTransformer;
+        var onnx = Score(Export(chain, data), data);
+        AssertSameAsTransform(chain.Transform(data), onnx, padded: true, keyLabels: true);
+
+        // A ForTask view in the same chain re-exposes the (key) label as a key of the task's classes.
+        using var view = apd.ForTask("t1");
+        var viewChain = new TransformerChain<ITransformer>([.. chain.Take(2), view]);
+        var viewOnnx = Score(Export(viewChain, data), data);
+        AssertSameAsTransform(viewChain.Transform(data), viewOnnx, keyLabels: true);
+        CollectionAssert.AreEqual(TinyData.Column<uint>(viewChain.Transform(data), "Label"), viewOnnx["Label"].Cast<uint>().ToList());
+    }
+
+    [TestMethod]
+    public void ApplyOnnxModelGivesWhatTransformGives()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"apd-onnx-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            File.WriteAllBytes(path, Export(_tenTasks, _tenTaskData));
+            using var onnx = _ml.Transforms.ApplyOnnxModel(path).Fit(_tenTaskData);
+            var scored = onnx.Transform(_tenTaskData);
+            var expected = _tenTasks.Transform(_tenTaskData);
+            var actual = TinyData.Scores(scored);
+            var scores = TinyData.Scores(expected);
+            for (int r = 0; r < scores.Count; r++)
+                for (int c = 0; c < actual[r].Length; c++)
+                    Assert.AreEqual(c < scores[r].Length ? scores[r][c] : 0f, actual[r][c], Tolerance, $"row {r}, class {c}");
+            // ApplyOnnxModel reads the graph's [N, 1] PredictedLabel as a vector of one.
+            var predicted = Read<VBuffer<ReadOnlyMemory<char>>, string>(scored, "PredictedLabel", v => v.GetItemOrDefault(0).ToString());
+            CollectionAssert.AreEqual(Texts(expected, "PredictedLabel"), predicted);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [TestMethod]
+    public void AForgottenTaskIsAbsentFromTheExport()
+    {
+        using var forgotten = _tenTasks.Forget("t3");
+        var onnx = Score(Export(forgotten, _tenTaskData), _tenTaskData);
+        var ids = Texts(_tenTaskData, "TaskId");
+        var others = _ml.Data.LoadFromEnumerable(_tenTaskRows.Where(r => r.TaskId != "t3").ToList());
+        var expected = TinyData.Scores(forgotten.Transform(others));
+        var labels = Texts(forgotten.Transform(others), "PredictedLabel");
+        for (int r = 0, kept = 0; r < ids.Count; r++)
+        {
+            var score = (float[])onnx["Score"][r];
+            if (ids[r] == "t3")
+            {
+                // Not a task of the graph: no scores, the missing label, no confidence.
+                Assert.IsTrue(score.All(float.IsNaN));
+                Assert.AreEqual("", onnx["PredictedLabel"][r]);
+                Assert.IsTrue(float.IsNaN((float)onnx["TaskConfidence"][r]));
+                continue;
+            }
+            for (int c = 0; c < expected[kept].Length; c++) Assert.AreEqual(expected[kept][c], score[c], Tolerance);
+            Assert.AreEqual(labels[kept++], onnx["PredictedLabel"][r]);
+        }
+    }
+
+    [TestMethod]
+    public void ALoadedModelExportsTheSameGraphAsTheModelInMemory()
+    {
+        using var saved = new MemoryStream();
+        _ml.Model.Save(_tenTasks, _tenTaskData.Schema, saved);
+        saved.Position = 0;
+        var loaded = _ml.Model.Load(saved, out _);
+        try
+        {
+            CollectionAssert.AreEqual(Export(_tenTasks, _tenTaskData), Export(loaded, _tenTaskData));
+        }
+        finally
+        {
+            (loaded as IDisposable)?.Dispose();
+        }
+    }
+
+    [TestMethod]
+    public void InferredRoutingIsAClearErrorNotAnIncompleteGraph()
+    {
+        var noTaskId = _ml.Data.LoadFromEnumerable(_tenTaskRows.Select(r => new LabeledRow { Features = r.Features, Label = r.Label }).ToList());
+        var e = Assert.ThrowsExactly<NotSupportedException>(() => Export(_tenTasks, noTaskId));
+        StringAssert.Contains(e.Message, "no task id column 'TaskId'");
+        StringAssert.Contains(e.Message, "ForTask");
+    }
+
     private static IDataView Rows(string task) => _ml.Data.LoadFromEnumerable(_tenTaskRows.Where(r => r.TaskId == task).ToList());
+
+    private static ApdTrainer.Options ConvOptions(int[] hidden)
+    {
+        var options = TinyData.FastOptions();
+        options.ConvolutionLayers = [2];
+        options.ConvolutionKernelSize = 3;
+        options.ImageShape = (1, 4, 4);
+        options.HiddenLayerSizes = hidden;
+        return options;
+    }
+
+    /// <summary>Task <paramref name="task"/>: 4×4 images, label by the sign of pixel <paramref name="task"/>.</summary>
+    private static IEnumerable<ImageRow> ImageRows(int task, int n)
+    {
+        var random = new Random(task);
+        for (int i = 0; i < n; i++)
+        {
+            var pixels = Enumerable.Range(0, 16).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+            yield return new ImageRow { Features = pixels, Label = pixels[task] > 0 ? "on" : "off", TaskId = "t" + task };
+        }
+    }
+
+    private sealed class ImageRow
+    {
+        [VectorType(16)] public float[] Features { get; set; } = [];
+        public string Label { get; set; } = "";
+        public string TaskId { get; set; } = "";
+    }
 
     private sealed class LabeledRow
     {
@@ -132,25 +277,29 @@ public sealed class OnnxExportTests
         throw new NotSupportedException($"Test helper: column '{name}' of type {column.Type} ({metadata.ElementType}).");
     }
 
-    /// <summary>Every row's vector, copied as it is read (ML.NET reuses the buffer).</summary>
-    private static List<float[]> Vectors(IDataView data, string name)
+    /// <summary>Every row's vector, copied as it is read.</summary>
+    private static List<float[]> Vectors(IDataView data, string name) =>
+        Read<VBuffer<float>, float[]>(data, name, v => v.DenseValues().ToArray());
+
+    /// <summary>Every row's value of a column, converted as it is read (ML.NET reuses vector buffers from row to row).</summary>
+    private static List<TResult> Read<TValue, TResult>(IDataView data, string name, Func<TValue, TResult> convert)
     {
         var column = data.Schema[name];
-        var rows = new List<float[]>();
+        var rows = new List<TResult>();
         using var cursor = data.GetRowCursor([column]);
-        var getter = cursor.GetGetter<VBuffer<float>>(column);
-        VBuffer<float> value = default;
+        var getter = cursor.GetGetter<TValue>(column);
+        TValue value = default!;
         while (cursor.MoveNext())
         {
             getter(ref value);
-            rows.Add(value.DenseValues().ToArray());
+            rows.Add(convert(value));
         }
         return rows;
     }
 
     /// <summary>Score within 1e-5 and PredictedLabel identical on every row; with <paramref name="padded"/>, ONNX's Score
     /// is wider than a task's and holds 0 past its classes.</summary>
-    private static void AssertSameAsTransform(IDataView transformed, Dictionary<string, List<object>> onnx, bool padded = false)
+    private static void AssertSameAsTransform(IDataView transformed, Dictionary<string, List<object>> onnx, bool padded = false, bool keyLabels = false)
     {
         var expected = TinyData.Scores(transformed);
         var actual = onnx["Score"].Select(s => s as float[] ?? [(float)s]).ToList();
@@ -161,7 +310,12 @@ public sealed class OnnxExportTests
             for (int c = 0; c < actual[r].Length; c++)
                 Assert.AreEqual(c < expected[r].Length ? expected[r][c] : 0f, actual[r][c], Tolerance, $"row {r}, class {c}");
         }
-        var labels = TinyData.Column<ReadOnlyMemory<char>>(transformed, "PredictedLabel").Select(l => l.ToString()).ToList();
-        CollectionAssert.AreEqual(labels, onnx["PredictedLabel"].Cast<string>().ToList());
+        if (keyLabels)
+            CollectionAssert.AreEqual(TinyData.Column<uint>(transformed, "PredictedLabel"), onnx["PredictedLabel"].Cast<uint>().ToList());
+        else
+            CollectionAssert.AreEqual(Texts(transformed, "PredictedLabel"), onnx["PredictedLabel"].Cast<string>().ToList());
     }
+
+    private static List<string> Texts(IDataView data, string column) =>
+        TinyData.Column<ReadOnlyMemory<char>>(data, column).Select(v => v.ToString()).ToList();
 }
