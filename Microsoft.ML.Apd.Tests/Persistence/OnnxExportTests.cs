@@ -75,6 +75,24 @@ public sealed class OnnxExportTests
     }
 
     [TestMethod]
+    public void UnscorableRowsGetNaNScoresAndTheMissingLabelAsInTransform()
+    {
+        var rows = TinyData.Rows(0, "a0", "b", n: 6).ToList();
+        rows[1].Features[2] = float.NaN;
+        rows[3].Features[0] = float.PositiveInfinity;
+        rows[4].Features = rows[4].Features.Select(v => v * 1e38f).ToArray();
+        var data = _ml.Data.LoadFromEnumerable(rows);
+        using var view = _tenTasks.ForTask("t0");
+        foreach (var model in new[] { _tenTasks, view })
+        {
+            var onnx = Score(Export(model, data), data);
+            AssertSameAsTransform(model.Transform(data), onnx, padded: true);
+            Assert.IsTrue(((float[])onnx["Score"][1]).All(float.IsNaN));
+            Assert.AreEqual("", onnx["PredictedLabel"][1]);
+        }
+    }
+
+    [TestMethod]
     public void ConvolutionalModelsExportForOneTaskAndRoutedForTen()
     {
         // 4×4 images, one conv block (2 channels, 3×3) → 2×1×1, then a hidden layer.
@@ -308,7 +326,7 @@ public sealed class OnnxExportTests
         {
             if (!padded) Assert.AreEqual(expected[r].Length, actual[r].Length);
             for (int c = 0; c < actual[r].Length; c++)
-                Assert.AreEqual(c < expected[r].Length ? expected[r][c] : 0f, actual[r][c], Tolerance, $"row {r}, class {c}");
+                Assert.AreEqual(c < expected[r].Length ? expected[r][c] : float.IsNaN(expected[r][0]) ? float.NaN : 0f, actual[r][c], Tolerance, $"row {r}, class {c}");
         }
         if (keyLabels)
             CollectionAssert.AreEqual(TinyData.Column<uint>(transformed, "PredictedLabel"), onnx["PredictedLabel"].Cast<uint>().ToList());

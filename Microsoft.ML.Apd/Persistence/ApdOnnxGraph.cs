@@ -15,7 +15,8 @@ namespace Microsoft.ML.Apd.Persistence;
 /// file grows with the non-zeros like the .zip; ONNX Runtime folds these constant nodes once, when it loads the model;</item>
 /// <item>the task's network (conv → ReLU → 2×2 max-pool blocks, fully-connected → ReLU layers, its head) and a softmax:
 /// <c>Score</c>;</item>
-/// <item>the arg-max looked up in a table of label values in the label's own type: <c>PredictedLabel</c>;</item>
+/// <item>the arg-max looked up in a table of label values in the label's own type: <c>PredictedLabel</c> (a row
+/// whose probabilities hold a NaN gets NaN scores and the missing label, as in Transform);</item>
 /// <item>with fixed routing and the label among the inputs, the label as a key of the task's classes (as
 /// <see cref="ApdTransformer.ForTask"/> re-exposes it);</item>
 /// <item>with routing by task id: the id mapped to a task index (<c>LabelEncoder</c>), each task's rows gathered,
@@ -76,8 +77,7 @@ internal sealed class ApdOnnxGraph
         if (_scorer.Routing.FixedTask is { } task)
         {
             tasks = [task];
-            score = TaskProbabilities(features, task);
-            labelIndex = Op("Add", [ArgMax(score), Long(1)]); // table entry 0 is the missing value
+            (score, labelIndex) = Predict(TaskProbabilities(features, task), offset: 1); // table entry 0 is the missing value
         }
         else
         {
@@ -113,12 +113,12 @@ internal sealed class ApdOnnxGraph
             // rows of task t as [n_t, 1] indices: gathered from the features, scattered back into the outputs
             string isTask = Op("Reshape", [Op("Equal", [taskIndex, Long(t)]), Longs([-1], [1])]);
             string rows = Op("Transpose", [Op("NonZero", [isTask])], n => n.AddAttribute("perm", new long[] { 1, 0 }));
-            string probabilities = TaskProbabilities(Op("GatherND", [features, rows]), tasks[t]);
+            var (probabilities, taskLabelIndex) = Predict(TaskProbabilities(Op("GatherND", [features, rows]), tasks[t]), offset);
             int classes = _network.ClassCount(tasks[t]);
             string padded = classes == width ? probabilities
                 : Op("Pad", [probabilities, Longs([0, 0, 0, width - classes], [4])]);
             score = Op("ScatterND", [score, rows, padded]);
-            labelIndex = Op("ScatterND", [labelIndex, rows, Op("Add", [ArgMax(probabilities), Long(offset)])]);
+            labelIndex = Op("ScatterND", [labelIndex, rows, taskLabelIndex]);
             offset += classes;
         }
 
@@ -130,6 +130,23 @@ internal sealed class ApdOnnxGraph
             string known = Op("Greater", [taskIndex, Long(-1)]);
             Output(schema[_scorer.TaskConfidenceIndex], Op("Where", [known, Floats([1f], [1]), Floats([float.NaN], [1])]));
         }
+        return (score, labelIndex);
+    }
+
+    /// <summary>
+    /// Score and label table index [n, 1] (<paramref name="offset"/> + arg-max) of one task's probabilities. As
+    /// Transform does, a row that cannot be scored (a NaN among its probabilities: non-finite features, or an overflow)
+    /// gets NaN for every score and table entry 0, the missing value.
+    /// </summary>
+    private (string Score, string LabelIndex) Predict(string probabilities, long offset)
+    {
+        string unscorable = Op("IsNaN", [Op("ReduceSum", [probabilities], n =>
+        {
+            n.AddAttribute("axes", new long[] { 1 });
+            n.AddAttribute("keepdims", 1L);
+        })]);
+        string score = Op("Where", [unscorable, Floats([float.NaN], [1]), probabilities]);
+        string labelIndex = Op("Where", [unscorable, Long(0), Op("Add", [ArgMax(probabilities), Long(offset)])]);
         return (score, labelIndex);
     }
 
