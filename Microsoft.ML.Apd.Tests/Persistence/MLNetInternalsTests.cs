@@ -41,6 +41,22 @@ public sealed class MLNetInternalsTests
         StringAssert.Contains(message, "Microsoft.ML.ModelLoadContext.CheckAtModelFromTheFuture");
     }
 
+    [TestMethod]
+    public void ATypeImplementingAChangedMLNetInterfaceIsFound()
+    {
+        // A probe compiled against a Microsoft.ML.Core whose ICanSaveModel has no members: the running one's Save is
+        // then not implemented, and the type fails to load although every reference resolves.
+        var core = typeof(Microsoft.ML.Runtime.IHostEnvironment).Assembly.GetName();
+        byte[] past = Compile(core.Name!, $$"""
+            [assembly: System.Reflection.AssemblyVersion("{{core.Version}}")]
+            namespace Microsoft.ML { public interface ICanSaveModel { } }
+            """);
+        byte[] probe = Compile("InterfaceProbe", "public sealed class Saver : Microsoft.ML.ICanSaveModel { }", MetadataReference.CreateFromImage(past));
+        string? broken = MLNetInternal.FindBrokenImplementation(Assembly.Load(probe));
+        StringAssert.Contains(broken, "Saver");
+        Assert.IsNull(MLNetInternal.FindBrokenImplementation(typeof(ApdTrainer).Assembly));
+    }
+
     private static byte[] Compile(string name, string source, params MetadataReference[] references)
     {
         var framework = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)

@@ -14,6 +14,14 @@
 //  * IHostEnvironmentInternal (Seed, GpuDeviceId, FallbackToCpu) and ICancelable (IsCanceled), in Microsoft.ML.Core;
 //  * SchemaShape.Column's constructor (internal in Microsoft.ML.Core), for IEstimator.GetOutputSchema.
 //
+// ONNX export: mlContext.Model.ConvertToOnnx (package Microsoft.ML.OnnxConverter) transforms its input with the model,
+// then walks back from the result through IDataTransform.Source while each step is an ITransformCanSaveOnnx, and
+// lets each add its nodes to an OnnxContext (CanSaveOnnx, SaveAsOnnx). IDataTransform, ITransformCanSaveOnnx,
+// OnnxContext and OnnxNode are internal to Microsoft.ML.Data; a step that is not one ends the walk, and ML.NET then
+// writes a graph taking the model's outputs (Score, PredictedLabel) as inputs. So our scored view implements them
+// (Persistence/ApdScoredDataView.Onnx.cs) and writes its graph with OnnxContext (Persistence/ApdOnnxGraph.cs). The
+// library does not depend on Microsoft.ML.OnnxConverter: the application that calls ConvertToOnnx brings it.
+//
 // How: the library compiles against publicized copies of Microsoft.ML.Core.dll and Microsoft.ML.Data.dll (every
 // member public; made at build time by build/Publicizer with Mono.Cecil, see Microsoft.ML.Apd.csproj), and tells the
 // runtime to skip access checks into those assemblies with IgnoresAccessChecksToAttribute below. At run time the original ML.NET assembly is
@@ -21,17 +29,25 @@
 // mlContext.Model.Load, because ML.NET's ComponentCatalog discovers [assembly: LoadableClass] in loaded assemblies.
 //
 // Where: only Persistence/ uses these types (ApdTransformer's ICanSaveModel.Save and its loader in
-// Persistence/ApdTransformer.Persistence.cs, and the MLNetInternal helpers below, which the Surface code calls).
+// Persistence/ApdTransformer.Persistence.cs, the ONNX export in Persistence/ApdScoredDataView.Onnx.cs and
+// Persistence/ApdOnnxGraph.cs, and the MLNetInternal helpers below, which the Surface code calls).
 //
 // What breaks if ML.NET changes: a rename or signature change of any internal member we call (ModelSaveContext
 // .Writer/.SetVersionInfo/.SaveBinaryStream, ModelLoadContext.CheckAtModel/.Reader/.TryLoadBinaryStream,
 // VersionInfo's constructor, LoadableClassAttribute, SignatureLoadModel, IInternalCatalog, IHostEnvironmentInternal,
-// ICancelable, SchemaShape.Column's constructor) fails at compile time against the new Microsoft.ML.Core. At run
+// ICancelable, SchemaShape.Column's constructor; for ONNX: IDataTransform.Source, ITransformCanSaveOnnx,
+// ICanSaveOnnx.CanSaveOnnx(OnnxContext), ISaveAsOnnx.SaveAsOnnx, OnnxContext.ContainsColumn/GetVariableName/
+// AddIntermediateVariable/CreateNode/GetNodeName/AddInitializer/CheckOpSetVersion, OnnxNode.AddAttribute) fails at
+// compile time against the new Microsoft.ML.Core or Microsoft.ML.Data. A change in how ConvertToOnnx walks a pipeline
+// (not through IDataTransform.Source) compiles but brings back the incomplete graph: OnnxExportTests, run by CI with
+// both ML.NET versions, compare the exported graph's outputs with Transform's. At run
 // time, an application may bring a newer ML.NET than we built against (the package asks for Microsoft.ML >= 5.0.1;
 // CI builds and tests against 5.0.1 and 6.0.0): the first use (creating a trainer, loading a model) runs
 // MLNetInternal.EnsureAvailable, which resolves every ML.NET type and member this assembly references and throws one
 // NotSupportedException naming the ML.NET version and the first missing member, instead of a MissingMethodException
-// deep inside.
+// deep inside. That check reads every ML.NET type and member our metadata references, then loads every type of this
+// assembly, so an ML.NET interface whose members changed (e.g. the ONNX ones the scored view implements) is reported
+// before any Transform needs that type.
 // ─────────────────────────────────────────────────────────────────────────────────────────────────────────────
 using System.Reflection;
 using System.Reflection.Metadata;
@@ -73,7 +89,22 @@ namespace Microsoft.ML.Apd.Persistence
         {
             if (string.IsNullOrEmpty(assembly.Location)) return null; // single-file app: no metadata file to read
             using var pe = new PEReader(File.OpenRead(assembly.Location));
-            return FindMissingMember(assembly.ManifestModule, pe.GetMetadataReader());
+            return FindMissingMember(assembly.ManifestModule, pe.GetMetadataReader()) ?? FindBrokenImplementation(assembly);
+        }
+
+        /// <summary>A type of <paramref name="assembly"/> that fails to load although every reference resolves (an ML.NET
+        /// interface it implements, e.g. ITransformCanSaveOnnx, changed its members), described, or null.</summary>
+        internal static string? FindBrokenImplementation(Assembly assembly)
+        {
+            try
+            {
+                assembly.GetTypes();
+                return null;
+            }
+            catch (ReflectionTypeLoadException e)
+            {
+                return e.LoaderExceptions.OfType<TypeLoadException>().Select(t => $"interfaces as implemented by {t.TypeName} ({t.Message})").FirstOrDefault();
+            }
         }
 
         /// <summary>The first ML.NET type or member referenced in <paramref name="reader"/>'s metadata that <paramref name="module"/> cannot resolve.</summary>
