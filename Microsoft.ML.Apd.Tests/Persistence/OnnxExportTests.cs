@@ -75,6 +75,25 @@ public sealed class OnnxExportTests
     }
 
     [TestMethod]
+    public void SparseValuesExportAsFloat16BitsWhenExactAndAsFloat32Otherwise()
+    {
+        // Half-precision storage (the default) keeps τ exactly float16, stored in the graph as 16-bit patterns; without
+        // it the values are float32.
+        var data = _ml.Data.LoadFromEnumerable(_tenTaskRows.Where(r => r.TaskId is "t0" or "t1").ToList());
+        foreach (bool half in new[] { true, false })
+        {
+            var options = TinyData.FastOptions();
+            options.HalfPrecisionStorage = half;
+            options.TrainFirstTaskAdaptive = true;
+            using var model = _ml.MulticlassClassification.Trainers.Apd(options).Fit(data);
+            var values = model.Network.Layers.SelectMany(l => l.Slots.Values).SelectMany(s => s.Adaptive.Values.data<float>().ToArray()).ToList();
+            Assert.IsTrue(values.Count > 0);
+            Assert.AreEqual(half, values.All(v => (float)(Half)v == v), $"half {half}");
+            AssertSameAsTransform(model.Transform(data), Score(Export(model, data), data), padded: true);
+        }
+    }
+
+    [TestMethod]
     public void UnscorableRowsGetNaNScoresAndTheMissingLabelAsInTransform()
     {
         var rows = TinyData.Rows(0, "a0", "b", n: 6).ToList();

@@ -11,8 +11,9 @@ namespace Microsoft.ML.Apd.Persistence;
 /// <see cref="ApdScorer.Score"/> computes:
 /// <list type="bullet">
 /// <item>each task's weights composed from what the model stores, θ_t = σ ⊙ sigmoid(v_t) + (σ̃_{g(t)} + τ_t), with σ
-/// once per layer and σ̃, τ as sparse initializers (int32 flat positions, float32 values) scattered into zeros, so the
-/// file grows with the non-zeros like the .zip; ONNX Runtime folds these constant nodes once, when it loads the model;</item>
+/// once per layer and σ̃, τ as sparse initializers (gaps between flat positions, float16 bit patterns when exact, as
+/// the .zip stores them) scattered into zeros, so the file grows with the non-zeros like the .zip; ONNX Runtime folds
+/// these constant nodes once, when it loads the model;</item>
 /// <item>the task's network (conv → ReLU → 2×2 max-pool blocks, fully-connected → ReLU layers, its head) and a softmax:
 /// <c>Score</c>;</item>
 /// <item>the arg-max looked up in a table of label values in the label's own type: <c>PredictedLabel</c> (a row
@@ -38,6 +39,7 @@ internal sealed class ApdOnnxGraph
     private readonly LabelColumnType _labelType;
     private readonly Dictionary<int, string> _shared = new();
     private readonly Dictionary<(int Layer, int Group), string> _locallyShared = new();
+    private (string Scale, string Lead)? _halfTables;
 
     private ApdOnnxGraph(OnnxContext ctx, ApdScorer scorer)
     {
@@ -203,18 +205,47 @@ internal sealed class ApdOnnxGraph
         return adaptive is null ? masked : Op("Add", [masked, adaptive]);
     }
 
-    /// <summary>A sparse tensor made dense in the graph (zeros, then its values scattered in), or null when it is all zeros.</summary>
+    /// <summary>
+    /// A sparse tensor made dense in the graph (zeros, then its values scattered in), or null when it is all zeros.
+    /// Stored compactly, as the .zip stores it: positions as gaps (small varints in the file, summed back with
+    /// CumSum), values as float16 bit patterns when they are all exactly float16 (decoded by <see cref="FromHalfBits"/>).
+    /// </summary>
     private string? Dense(SparseAdaptive sparse)
     {
         if (sparse.NonZeros == 0) return null;
         if (sparse.DenseSize > int.MaxValue)
             throw new NotSupportedException($"Cannot export to ONNX: a weight tensor of {sparse.DenseSize:N0} elements exceeds int32 positions.");
         long[] positions = sparse.Indices.to(torch.CPU).data<long>().ToArray();
-        string indices = _ctx.AddInitializer(positions.Select(p => (int)p), typeof(int), [positions.Length, 1], "_apd_positions");
+        float[] values = sparse.Values.to(torch.CPU).data<float>().ToArray();
+        long[] count = [positions.Length];
+        var gaps = positions.Select((p, i) => (int)(i == 0 ? p : p - positions[i - 1]));
+        string summed = Op("CumSum", [_ctx.AddInitializer(gaps, typeof(int), count, "_apd_gaps"), Long(0)]);
+        string indices = Op("Unsqueeze", [Op("Cast", [summed], n => n.AddAttribute("to", (long)OnnxType.Int64))],
+            n => n.AddAttribute("axes", new long[] { 1 }));
+        string valuesVariable = values.All(v => (float)(Half)v == v)
+            ? FromHalfBits(_ctx.AddInitializer(values.Select(v => (int)BitConverter.HalfToUInt16Bits((Half)v)), typeof(ushort), count, "_apd_half_bits"))
+            : Floats(values, count);
         string zeros = Op("ConstantOfShape", [Longs([sparse.DenseSize], [1])]); // float zeros by default
-        string flat = Op("ScatterND", [zeros, Op("Cast", [indices], n => n.AddAttribute("to", (long)OnnxType.Int64)),
-            Floats(sparse.Values, [sparse.NonZeros])]);
+        string flat = Op("ScatterND", [zeros, indices, valuesVariable]);
         return Op("Reshape", [flat, Longs(sparse.Shape, [sparse.Shape.Length])]);
+    }
+
+    /// <summary>
+    /// Floats from float16 bit patterns (uint16), exactly: the top 6 bits (sign, exponent) pick a scale ±2^(max(e,1)−25)
+    /// and the implicit leading 1024 of normal numbers from two 64-entry tables; value = (mantissa + lead) · scale.
+    /// (ONNX has float16 tensors, but ML.NET's OnnxContext cannot write them.)
+    /// </summary>
+    private string FromHalfBits(string bits)
+    {
+        _halfTables ??= (
+            Floats(Enumerable.Range(0, 64).Select(h => (h >= 32 ? -1 : 1) * MathF.Pow(2, Math.Max(h % 32, 1) - 25)).ToArray(), [64], "_apd_half_scale"),
+            Floats(Enumerable.Range(0, 64).Select(h => h % 32 == 0 ? 0f : 1024f).ToArray(), [64], "_apd_half_lead"));
+        string asInt = Op("Cast", [bits], n => n.AddAttribute("to", (long)OnnxType.Int32));
+        string high = Op("Div", [asInt, Int32(1024)]);
+        string mantissa = Op("Cast", [Op("Sub", [asInt, Op("Mul", [high, Int32(1024)])])], n => n.AddAttribute("to", (long)OnnxType.Float));
+        string lead = Op("Gather", [_halfTables.Value.Lead, high], n => n.AddAttribute("axis", 0L));
+        string scale = Op("Gather", [_halfTables.Value.Scale, high], n => n.AddAttribute("axis", 0L));
+        return Op("Mul", [Op("Add", [mantissa, lead]), scale]);
     }
 
     // ── labels ─────────────────────────────────────────────────────────────────────────────────────────────────
@@ -315,10 +346,13 @@ internal sealed class ApdOnnxGraph
 
     private string Long(long value) => _ctx.AddInitializer(value, "_apd_int64");
 
+    private string Int32(int value) => _ctx.AddInitializer([value], typeof(int), [1], "_apd_int32");
+
     /// <summary>ONNX TensorProto data types used in Cast.</summary>
     private enum OnnxType
     {
         Float = 1,
+        Int32 = 6,
         Int64 = 7,
         Double = 11,
         UInt32 = 12,
