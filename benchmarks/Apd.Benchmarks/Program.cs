@@ -3,7 +3,8 @@ using Microsoft.ML.Apd.Benchmarks;
 using Microsoft.ML.Apd.Engine;
 using Microsoft.ML.Apd.Samples;
 
-// dotnet run -c Release --project benchmarks/Apd.Benchmarks -- <split|steps|profile|api|inference|all> [--data DIR] [--out DIR]
+// dotnet run -c Release --project benchmarks/Apd.Benchmarks -- <split|steps|profile|api|inference|scale|onnx|all> [--data DIR] [--out DIR]
+//   onnx: [--tasks 50] [--api-epochs 5] [--api-images 12000] (the api benchmark's model; sizes and ORT vs Transform at 10 and the last task)
 //   inference: [--parts permuted,split,speed] [--epochs 5] [--train-images N] [--test-images N] (per task)
 //   scale: [--tasks 1000] [--images 300] [--epochs 1] [--interval s] [--every 10] (issue #17: many short tasks)
 //   split: [--mode exact,fast] [--epochs 5]   steps: [--architectures mlp,conv] [--last-task 50]   api: [--tasks 50] [--api-epochs 5] [--api-images 12000]
@@ -45,6 +46,12 @@ if (command is "scale")
     ScaleBenchmark.Run(train, test, int.Parse(Option("--tasks") ?? "1000"), int.Parse(Option("--images") ?? "300"),
         int.Parse(Option("--epochs") ?? "1"), Option("--interval") is { } s ? int.Parse(s) : null,
         int.Parse(Option("--every") ?? "10"), outDirectory, Console.Out);
+if (command is "onnx" or "all")
+{
+    int images = int.Parse(Option("--api-images") ?? "12000");
+    var taskData = new FashionMnistSet(train.Images.Take(images).ToArray(), train.Labels.Take(images).ToArray());
+    OnnxExport.Run(taskData, test, int.Parse(Option("--tasks") ?? "50"), int.Parse(Option("--api-epochs") ?? "5"), Console.Out);
+}
 if (command is "api" or "all")
 {
     // Each permuted task: the first --api-images training images (default 12,000, the size of a Split task; 60000 for
