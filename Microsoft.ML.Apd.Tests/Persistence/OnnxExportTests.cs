@@ -23,7 +23,9 @@ public sealed class OnnxExportTests
     public static void Train(TestContext _)
     {
         _ml = new MLContext(seed: 1);
-        _tenTaskRows = Enumerable.Range(0, 10).SelectMany(t => TinyData.Rows(t, "a" + t % 3, "b", n: 60)).ToList();
+        // Odd tasks have a third class, so a routed Score is padded for the others.
+        _tenTaskRows = Enumerable.Range(0, 10).SelectMany(t => TinyData.Rows(t, "a" + t % 3, "b", n: 60)
+            .Select(r => t % 2 == 1 && r.Features[(t + 1) % TinyData.Size] > 0.4f ? new TinyData.TextRow { Features = r.Features, Label = "c", TaskId = r.TaskId } : r)).ToList();
         _tenTaskData = _ml.Data.LoadFromEnumerable(_tenTaskRows);
         // A wide consolidation threshold, so the tasks' τ share some elements and σ̃ is not empty on tiny data.
         var options = TinyData.FastOptions();
@@ -68,6 +70,8 @@ public sealed class OnnxExportTests
         // Rows of every task interleaved; tasks have 2 or 3 classes, so Score is [N, 3] with 0 past a task's classes.
         var shuffled = _ml.Data.ShuffleRows(_tenTaskData, seed: 3);
         var onnx = Score(Export(_tenTasks, shuffled), shuffled);
+        CollectionAssert.AreEqual(new[] { 2, 3 }, _tenTasks.Tasks.Select(t => _tenTasks.GetClassNames(t).Count).Distinct().Order().ToArray());
+        Assert.AreEqual(3, ((float[])onnx["Score"][0]).Length);
         AssertSameAsTransform(_tenTasks.Transform(shuffled), onnx, padded: true);
         CollectionAssert.AreEqual(TinyData.Column<ReadOnlyMemory<char>>(shuffled, "TaskId").Select(t => t.ToString()).ToList(),
             onnx["PredictedTask"].Cast<string>().ToList());

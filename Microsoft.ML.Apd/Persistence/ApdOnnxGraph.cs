@@ -115,11 +115,13 @@ internal sealed class ApdOnnxGraph
             // rows of task t as [n_t, 1] indices: gathered from the features, scattered back into the outputs
             string isTask = Op("Reshape", [Op("Equal", [taskIndex, Long(t)]), Longs([-1], [1])]);
             string rows = Op("Transpose", [Op("NonZero", [isTask])], n => n.AddAttribute("perm", new long[] { 1, 0 }));
-            var (probabilities, taskLabelIndex) = Predict(TaskProbabilities(Op("GatherND", [features, rows]), tasks[t]), offset);
+            string probabilities = TaskProbabilities(Op("GatherND", [features, rows]), tasks[t]);
             int classes = _network.ClassCount(tasks[t]);
+            // zeros past the task's classes: never the arg-max, since a softmax row holds a positive maximum
             string padded = classes == width ? probabilities
                 : Op("Pad", [probabilities, Longs([0, 0, 0, width - classes], [4])]);
-            score = Op("ScatterND", [score, rows, padded]);
+            var (taskScore, taskLabelIndex) = Predict(padded, offset);
+            score = Op("ScatterND", [score, rows, taskScore]);
             labelIndex = Op("ScatterND", [labelIndex, rows, taskLabelIndex]);
             offset += classes;
         }
