@@ -58,7 +58,7 @@ internal sealed class StreamedBatchSource : IBatchSource
         }
         var pool = new float[(long)capacity * size];
         var poolLabels = new long[capacity];
-        var batch = new Batch(batchSize, size);
+        using var batch = new Batch(batchSize, size);
         long emitted = 0;
         using var cursor = _rows.Open(_task, _classOfLabelId, sourceOrder, $"epoch {++_epoch} of task '{_task}'");
 
@@ -113,30 +113,56 @@ internal sealed class StreamedBatchSource : IBatchSource
         return read;
     }
 
-    /// <summary>Rows gathered for the next mini-batch.</summary>
-    private sealed class Batch(int batchSize, int featureCount)
+    /// <summary>
+    /// Rows gathered for the next mini-batch, in arrays reused for the whole epoch. Each batch handed out is a native
+    /// copy of them: TorchSharp's <c>tensor(array)</c> would clone the array into a new managed (large-object) array
+    /// per batch, garbage that grows the GC heap with the rows read before a full collection returns it.
+    /// </summary>
+    private sealed class Batch : IDisposable
     {
-        private readonly float[] _features = new float[(long)batchSize * featureCount];
-        private readonly long[] _labels = new long[batchSize];
+        private readonly int _batchSize;
+        private readonly int _featureCount;
+        private readonly float[] _features;
+        private readonly long[] _labels;
+        // Views of the arrays (from_array shares their memory) from which each batch is cloned.
+        private readonly Tensor _featureView;
+        private readonly Tensor _labelView;
+
+        public Batch(int batchSize, int featureCount)
+        {
+            _batchSize = batchSize;
+            _featureCount = featureCount;
+            _features = new float[(long)batchSize * featureCount];
+            _labels = new long[batchSize];
+            using var flat = from_array(_features);
+            _featureView = flat.view(batchSize, featureCount);
+            _labelView = from_array(_labels);
+        }
 
         public int Count { get; private set; }
 
         /// <summary>Adds a row; true when the batch is full.</summary>
         public bool Add(ReadOnlySpan<float> features, long label)
         {
-            features.CopyTo(_features.AsSpan(Count * featureCount, featureCount));
+            features.CopyTo(_features.AsSpan(Count * _featureCount, _featureCount));
             _labels[Count++] = label;
-            return Count == batchSize;
+            return Count == _batchSize;
         }
 
-        /// <summary>The batch as new tensors (copies), emptying it.</summary>
+        /// <summary>The batch as new tensors (native copies), emptying it.</summary>
         public (Tensor, Tensor) Take()
         {
             int n = Count;
             Count = 0;
-            return n == batchSize
-                ? (tensor(_features, [n, featureCount]), tensor(_labels, [n]))
-                : (tensor(_features.AsSpan(0, n * featureCount).ToArray(), [n, featureCount]), tensor(_labels.AsSpan(0, n).ToArray(), [n]));
+            using var features = _featureView.narrow(0, 0, n);
+            using var labels = _labelView.narrow(0, 0, n);
+            return (features.clone(), labels.clone());
+        }
+
+        public void Dispose()
+        {
+            _featureView.Dispose();
+            _labelView.Dispose();
         }
     }
 }

@@ -69,6 +69,7 @@ switch (command)
         ApdTransformer? model = null;
         long rows = 0;
         PeakWorkingSet.Reset();
+        var sampler = new PeakWorkingSet.Sampler();
         var clock = Stopwatch.StartNew();
         WithProgress("fitting", epochs, report =>
         {
@@ -81,6 +82,8 @@ switch (command)
         });
         double seconds = clock.Elapsed.TotalSeconds;
         long peak = PeakWorkingSet.Bytes();
+        sampler.Dispose();
+        AnsiConsole.MarkupLine(Markup.Escape($"Memory {sampler.Summary}."));
         using (model)
         {
             var scored = model!.Transform(ml.Data.LoadFromEnumerable(new AugmentedImages(test, (int)Long("--seed", 1)).Test(test)));
