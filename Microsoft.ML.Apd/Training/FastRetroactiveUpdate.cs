@@ -44,15 +44,14 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     private readonly bool _halfPrecision;
     private readonly List<LayerState> _layers = new();
 
-    /// <summary>What one layer needs: σ*, A, the tasks' masks and supports, and C with the constant part of the term.</summary>
+    /// <summary>What one layer needs: σ*, A, the tasks' masks and support, and C with the constant part of the term.</summary>
     private sealed class LayerState : IDisposable
     {
         public required Tensor SharedAtStart;     // σ*, shaped like σ
         public required Tensor MaskSquareSum;     // A = Σ_i M_i², [out, 1, ...]
-        public required Tensor[] Masks;           // M_i per earlier task, [out]
-        public required Tensor MaskMatrix;        // the same stacked, [T, out]
+        public required Tensor MaskMatrix;        // M_i per earlier task, stacked [T, out]
         public required long Columns;             // elements per output unit (P / out)
-        public List<Support> Supports { get; } = new();
+        public required Support Support;
         public Tensor Coupling = null!;           // C = Σ_i M_i ⊙ Δτ_i, shaped like σ
         public double Constant;                   // λ₂ Σ_i ‖Δτ_i‖² + λ₁ Σ_i ‖τ_i‖₁
 
@@ -62,12 +61,15 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
             MaskSquareSum.Dispose();
             MaskMatrix.Dispose();
             Coupling?.Dispose();
-            foreach (var m in Masks) m.Dispose();
-            foreach (var s in Supports) s.Dispose();
+            Support.Dispose();
         }
     }
 
-    /// <summary>Some elements of the supports of all earlier tasks: flat positions, M_i of their row, τ_i* and τ_i there.</summary>
+    /// <summary>
+    /// The supports S_i of all earlier tasks in one layer: flat positions, M_i of their row, τ_i* and τ_i there. Entries
+    /// are ordered by task, then position (ascending), as each task's stored τ_i is: every operation over all tasks is
+    /// one pass over these tensors, and a task's stored τ_i is a contiguous slice of them, already in order.
+    /// </summary>
     private sealed class Support : IDisposable
     {
         public required Tensor Indices;           // flat positions in σ, int64 [n]
@@ -75,6 +77,18 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         public required Tensor ValuesAtStart;     // τ_i,e*, [n] (0 for re-activated elements)
         public required Tensor Values;            // τ_i,e now, [n]
         public required long[] TaskOffsets;       // entries of task i are [TaskOffsets[i], TaskOffsets[i + 1])
+        public Tensor? Batch;                     // which re-activation added the entry (0: on the support at the start), [n]; null while all are 0
+        public int Batches = 1;
+
+        public long Count => Indices.shape[0];
+
+        /// <summary>One key per entry, task · size + position: ascending (caller's scope).</summary>
+        public Tensor Keys(long size)
+        {
+            var counts = TaskOffsets.Zip(TaskOffsets.Skip(1), (a, b) => b - a).ToArray();
+            var task = arange(counts.Length, dtype: ScalarType.Int64, device: Indices.device).repeat_interleave(tensor(counts, device: Indices.device));
+            return task.mul_(size).add_(Indices);
+        }
 
         public void Dispose()
         {
@@ -82,6 +96,7 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
             MaskAt.Dispose();
             ValuesAtStart.Dispose();
             Values.Dispose();
+            Batch?.Dispose();
         }
     }
 
@@ -101,58 +116,67 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         foreach (var layer in network.Layers)
         {
             using var scope = NewDisposeScope();
-            // M_i flat over the output units [out]: the support's elements look their row's mask up by index.
-            var masks = _tasks.Select(t => layer.Mask(layer.Slots[t].MaskLogits).flatten()).ToArray();
-            var maskMatrix = stack(masks);
+            // M_i flat over the output units, [T, out]: the support's elements look their row's mask up by index.
+            var maskMatrix = stack(_tasks.Select(t => layer.Mask(layer.Slots[t].MaskLogits).flatten()));
+            long columns = layer.WeightCount / layer.OutputCount;
+            // Each stored τ_i's positions ascend (SparseAdaptive), so concatenated in task order they are ordered as
+            // the support keeps them.
+            var stored = _tasks.Select(t => layer.Slots[t].Adaptive).ToArray();
+            var offsets = new long[stored.Length + 1];
+            for (int i = 0; i < stored.Length; i++) offsets[i + 1] = offsets[i] + stored[i].NonZeros;
+            var valuesAtStart = cat(stored.Select(a => a.Values).ToList(), 0);
+            var support = new Support
+            {
+                Indices = cat(stored.Select(a => a.Indices).ToList(), 0),
+                MaskAt = cat(stored.Select((a, i) => maskMatrix[i].index_select(0, a.Indices.div(columns, rounding_mode: RoundingMode.floor))).ToList(), 0),
+                ValuesAtStart = valuesAtStart,
+                Values = valuesAtStart.clone(),
+                TaskOffsets = offsets,
+            };
             var state = new LayerState
             {
-                SharedAtStart = layer.Shared.detach().clone(),
-                MaskSquareSum = maskMatrix.square().sum(dim: 0).reshape(layer.MaskShape),
-                Masks = masks,
-                MaskMatrix = maskMatrix,
-                Columns = layer.WeightCount / layer.OutputCount,
+                SharedAtStart = layer.Shared.detach().clone().DetachFromDisposeScope(),
+                MaskSquareSum = maskMatrix.square().sum(dim: 0).reshape(layer.MaskShape).DetachFromDisposeScope(),
+                MaskMatrix = maskMatrix.DetachFromDisposeScope(),
+                Columns = columns,
+                Support = Detached(support),
             };
-            AddSupport(state, _tasks.Select(t => (layer.Slots[t].Adaptive.Indices, layer.Slots[t].Adaptive.Values)).ToArray());
-            state.SharedAtStart.DetachFromDisposeScope();
-            state.MaskSquareSum.DetachFromDisposeScope();
-            state.MaskMatrix.DetachFromDisposeScope();
-            foreach (var m in masks) m.DetachFromDisposeScope();
             _layers.Add(state);
             // τ_i = τ_i* until the first refresh: the term starts at λ₁Σ‖τ_i*‖₁ with no drift, as the reference's does.
             Evaluate(state);
         }
     }
 
+    private static Support Detached(Support support)
+    {
+        support.Indices.DetachFromDisposeScope();
+        support.MaskAt.DetachFromDisposeScope();
+        support.ValuesAtStart.DetachFromDisposeScope();
+        support.Values.DetachFromDisposeScope();
+        support.Batch?.DetachFromDisposeScope();
+        return support;
+    }
+
     /// <summary>The earlier τ_i are not trained by the optimizer: none.</summary>
     public IReadOnlyList<Parameter> Parameters => [];
 
-    /// <summary>Adds (indices, start values) of every task to the layer's supports, with τ_i = τ_i* there.</summary>
-    private static void AddSupport(LayerState state, (Tensor Indices, Tensor Values)[] perTask)
-    {
-        var offsets = new long[perTask.Length + 1];
-        for (int i = 0; i < perTask.Length; i++) offsets[i + 1] = offsets[i] + perTask[i].Indices.shape[0];
-        var valuesAtStart = cat(perTask.Select(p => p.Values).ToList(), 0);
-        state.Supports.Add(new Support
-        {
-            Indices = cat(perTask.Select(p => p.Indices).ToList(), 0).DetachFromDisposeScope(),
-            MaskAt = cat(perTask.Select((p, i) => state.Masks[i].index_select(0, p.Indices.div(state.Columns, rounding_mode: RoundingMode.floor))).ToList(), 0).DetachFromDisposeScope(),
-            ValuesAtStart = valuesAtStart.DetachFromDisposeScope(),
-            Values = valuesAtStart.clone().DetachFromDisposeScope(),
-            TaskOffsets = offsets,
-        });
-    }
-
-    /// <summary>C and the constant part of the term from the current τ_i of one layer.</summary>
+    /// <summary>C and the constant part of the term from the current τ_i of one layer. The sums run over the entries
+    /// one batch (start, then each re-activation) after the other, each batch in task order: float sums depend on their
+    /// order, and this is the order of the supports' creation, so the results do not depend on how they are stored.</summary>
     private void Evaluate(LayerState state)
     {
         using var scope = NewDisposeScope();
+        var support = state.Support;
         var coupling = zeros_like(state.SharedAtStart).reshape(-1);
         double constant = 0;
-        foreach (var support in state.Supports)
+        for (int batch = 0; batch < support.Batches; batch++)
         {
-            var adaptiveDrift = support.Values - support.ValuesAtStart;                       // Δτ_i on S_i
-            coupling.index_add_(0, support.Indices, support.MaskAt * adaptiveDrift, 1);
-            constant += _lambda2 * adaptiveDrift.square().sum().item<float>() + _lambda1 * support.Values.abs().sum().item<float>();
+            var inBatch = support.Batch is null ? null : support.Batch.eq(batch);
+            Tensor Entries(Tensor t) => inBatch is null ? t : t.masked_select(inBatch);
+            var values = Entries(support.Values);
+            var adaptiveDrift = values - Entries(support.ValuesAtStart);                        // Δτ_i on S_i
+            coupling.index_add_(0, Entries(support.Indices), Entries(support.MaskAt) * adaptiveDrift, 1);
+            constant += _lambda2 * adaptiveDrift.square().sum().item<float>() + _lambda1 * values.abs().sum().item<float>();
         }
         state.Coupling?.Dispose();
         state.Coupling = coupling.reshape(state.SharedAtStart.shape).DetachFromDisposeScope();
@@ -201,11 +225,9 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
             var state = _layers[l];
             var flatDrift = (shared[l].detach() - state.SharedAtStart).reshape(-1);
             if (_lambda2 > 0) added += Reactivate(state, flatDrift);
-            foreach (var support in state.Supports)
-            {
-                var u = support.ValuesAtStart - flatDrift.index_select(0, support.Indices) * support.MaskAt;
-                support.Values.copy_(nn.functional.softshrink(u, _kappa));
-            }
+            var support = state.Support;
+            var u = support.ValuesAtStart - flatDrift.index_select(0, support.Indices) * support.MaskAt;
+            support.Values.copy_(nn.functional.softshrink(u, _kappa));
             Evaluate(state);
         }
         return added;
@@ -214,42 +236,84 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     private long Reactivate(LayerState state, Tensor flatDrift)
     {
         double bound = _threshold + _kappa;
-        var perTask = new (Tensor Indices, Tensor Values)[_tasks.Length];
-        long count = 0;
-        // |Δσ_e| M_i,row ≤ max_row |Δσ| · M_i,row (exactly, rounding included: M ≥ 0), so only tasks with a row where
-        // the largest drift times the mask passes the bound can gain elements: one [T, out] test instead of T dense
-        // passes over σ.
-        var rowDrift = flatDrift.abs().reshape(state.Masks[0].shape[0], state.Columns).amax([1]);
-        var candidates = (state.MaskMatrix * rowDrift.unsqueeze(0) > bound).any(1).cpu().data<bool>().ToArray();
-        for (int i = 0; i < _tasks.Length; i++)
+        long rows = state.MaskMatrix.shape[1], columns = state.Columns, size = rows * columns;
+        var drift = flatDrift.reshape(rows, columns);
+        // |Δσ_e| M_i,row ≤ max_row |Δσ| · M_i,row (exactly, rounding included: M ≥ 0), so only the (task, row) pairs
+        // where the row's largest drift times the mask passes the bound can gain elements; only their rows are tested
+        // element by element, a bounded number of rows at a time.
+        var pairs = (state.MaskMatrix * drift.abs().amax([1]).unsqueeze(0) > bound).nonzero();   // [Q, 2], by task, then row
+        if (pairs.shape[0] == 0) return 0;
+        var pairRows = pairs.select(1, 0).mul(rows).add_(pairs.select(1, 1));                     // task · rows + row
+        var flatMasks = state.MaskMatrix.reshape(-1);
+        long chunk = Math.Max(1, (1L << 22) / columns);
+        var parts = new List<Tensor>();
+        for (long start = 0; start < pairRows.shape[0]; start += chunk)
         {
-            if (!candidates[i])
-            {
-                perTask[i] = (empty(0, dtype: ScalarType.Int64, device: flatDrift.device), empty(0, device: flatDrift.device));
-                continue;
-            }
-            var active = (flatDrift * state.Masks[i].repeat_interleave(state.Columns)).abs() > bound;
-            foreach (var support in state.Supports)
-                active.index_fill_(0, TaskEntries(support, support.Indices, i), false);
-            var indices = active.nonzero().reshape(-1);
-            perTask[i] = (indices, zeros(indices.shape[0], device: flatDrift.device));
-            count += indices.shape[0];
+            var taskRows = pairRows.narrow(0, start, Math.Min(chunk, pairRows.shape[0] - start));
+            var rowDrift = drift.index_select(0, taskRows.remainder(rows));
+            var active = (rowDrift * flatMasks.index_select(0, taskRows).unsqueeze(1)).abs() > bound;   // [q, columns]
+            var at = active.nonzero();
+            parts.Add(taskRows.index_select(0, at.select(1, 0)).mul_(columns).add_(at.select(1, 1)));   // task · size + position
         }
-        if (count > 0) AddSupport(state, perTask);
-        return count;
+        var keys = cat(parts, 0);                                                                       // ascending
+        // Elements already on the support stay as they are.
+        var support = state.Support;
+        var existing = support.Keys(size);
+        var below = searchsorted(existing, keys);                                                     // existing keys < key
+        if (support.Count > 0)
+        {
+            var isNew = existing.index_select(0, below.clamp_max(support.Count - 1)).ne(keys).logical_or_(below.eq(support.Count));
+            keys = keys.masked_select(isNew);
+            below = below.masked_select(isNew);
+        }
+        long added = keys.shape[0];
+        if (added == 0) return 0;
+        state.Support = Detached(Merge(support, keys, below, flatMasks.index_select(0, keys.div(columns, rounding_mode: RoundingMode.floor)), size));
+        support.Dispose();
+        return added;
     }
 
-    private static Tensor TaskEntries(Support support, Tensor values, int task)
-        => values.narrow(0, support.TaskOffsets[task], support.TaskOffsets[task + 1] - support.TaskOffsets[task]);
+    /// <summary>The support with new elements (keys ascending, none on it yet; τ_i* = τ_i = 0 there) placed where their
+    /// keys sort: the new element j goes to below[j] + j (below: the number of existing keys smaller than its key), the
+    /// existing ones keep their order in the remaining places (caller's scope).</summary>
+    private Support Merge(Support support, Tensor keys, Tensor below, Tensor maskAt, long size)
+    {
+        long count = support.Count + keys.shape[0];
+        var device = keys.device;
+        var newPlaces = below + arange(keys.shape[0], dtype: ScalarType.Int64, device: device);
+        var isNew = zeros(count, dtype: ScalarType.Bool, device: device).index_fill_(0, newPlaces, true);
+        var oldPlaces = isNew.logical_not().nonzero().reshape(-1);
+        Tensor Place(Tensor old, Tensor added)
+        {
+            var merged = empty(count, dtype: old.dtype, device: device);
+            merged.index_copy_(0, oldPlaces, old);
+            merged.index_copy_(0, newPlaces, added);
+            return merged;
+        }
+        var task = keys.div(size, rounding_mode: RoundingMode.floor);
+        var perTask = bincount(task, minlength: _tasks.Length).cpu().data<long>().ToArray();
+        var offsets = new long[_tasks.Length + 1];
+        for (long i = 0, added = 0; i < _tasks.Length; i++) offsets[i + 1] = support.TaskOffsets[i + 1] + (added += perTask[i]);
+        var zero = zeros(keys.shape[0], device: device);
+        return new Support
+        {
+            Indices = Place(support.Indices, keys - task * size),
+            MaskAt = Place(support.MaskAt, maskAt),
+            ValuesAtStart = Place(support.ValuesAtStart, zero),
+            Values = Place(support.Values, zero),
+            TaskOffsets = offsets,
+            Batch = Place(support.Batch ?? zeros(support.Count, dtype: ScalarType.Int32, device: device), full(keys.shape[0], support.Batches, dtype: ScalarType.Int32, device: device)),
+            Batches = support.Batches + 1,
+        };
+    }
 
     /// <summary>Every earlier τ_i of one layer as it is now, dense, stacked [T, ...] (caller's scope; tests).</summary>
     public Tensor Adaptive(int layer)
     {
         var state = _layers[layer];
-        var dense = zeros([_tasks.Length, state.SharedAtStart.numel()], device: state.SharedAtStart.device);
-        foreach (var support in state.Supports)
-            for (int i = 0; i < _tasks.Length; i++)
-                dense[i].index_copy_(0, TaskEntries(support, support.Indices, i), TaskEntries(support, support.Values, i));
+        long size = state.SharedAtStart.numel();
+        var dense = zeros(_tasks.Length * size, device: state.SharedAtStart.device);
+        dense.index_copy_(0, state.Support.Keys(size), state.Support.Values);
         return dense.reshape([_tasks.Length, .. state.SharedAtStart.shape]);
     }
 
@@ -270,43 +334,30 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     }
 
     /// <summary>Every earlier τ_i of one layer, rounded (half-precision storage) and hard-thresholded like
-    /// <see cref="SparseAdaptive.FromDense"/>, in task order (owned by the caller).</summary>
+    /// <see cref="SparseAdaptive.FromDense"/>, in task order (owned by the caller). The support is ordered by task and
+    /// position, so each task's kept entries are one slice, in the order <see cref="SparseAdaptive"/> stores them.</summary>
     private SparseAdaptive[] Stored(int layer, long[] shape)
     {
         using var scope = NewDisposeScope();
-        var state = _layers[layer];
-        long size = state.SharedAtStart.numel();
-        var device = state.SharedAtStart.device;
+        var support = _layers[layer].Support;
+        var device = support.Values.device;
         // Scalars held until the end (see TensorOwnership): these operations run over every earlier task's entries.
-        using var sizeScalar = size.ToScalar();
         using var threshold = _threshold.ToScalar();
         using var zero = 0.ToScalar();
-        // One key per entry, task · size + position: sorted, the entries group by task with positions ascending (a
-        // task's entries come from several supports once elements were re-activated).
-        var keys = cat(state.Supports.Select(s =>
-        {
-            var counts = tensor(s.TaskOffsets.Zip(s.TaskOffsets.Skip(1), (a, b) => b - a).ToArray(), device: device);
-            return s.Indices + arange(_tasks.Length, dtype: ScalarType.Int64, device: device).repeat_interleave(counts).mul(sizeScalar);
-        }).ToList(), 0);
-        var values = cat(state.Supports.Select(s => s.Values).ToList(), 0);
-        if (_halfPrecision) values = SparseAdaptive.RoundToHalf(values);
+        var values = _halfPrecision ? SparseAdaptive.RoundToHalf(support.Values) : support.Values;
         var keep = _threshold > 0 ? values.abs().gt(threshold) : values.ne(zero);
-        keys = keys.masked_select(keep);
-        values = values.masked_select(keep);
-        var order = keys.argsort();
-        keys = keys.index_select(0, order);
-        values = values.index_select(0, order);
-        var task = keys.div(sizeScalar, rounding_mode: RoundingMode.floor);
-        var positions = keys - task.mul(sizeScalar);
-        var perTask = bincount(task, minlength: _tasks.Length).cpu().data<long>().ToArray();
-        var indexParts = positions.split(perTask);
-        var valueParts = values.split(perTask);
+        // Kept entries per task: differences of the running count at the task boundaries.
+        var running = cat([zeros(1, dtype: ScalarType.Int64, device: device), keep.cumsum(0, ScalarType.Int64)], 0);
+        var boundaries = running.index_select(0, tensor(support.TaskOffsets, device: device)).cpu().data<long>().ToArray();
+        var perTask = boundaries.Zip(boundaries.Skip(1), (a, b) => b - a).ToArray();
+        var indexParts = support.Indices.masked_select(keep).split(perTask);
+        var valueParts = values.masked_select(keep).split(perTask);
         return Enumerable.Range(0, _tasks.Length).Select(i => SparseAdaptive.FromParts(shape,
             indexParts[i].clone().DetachFromDisposeScope(), valueParts[i].clone().DetachFromDisposeScope())).ToArray();
     }
 
     /// <summary>Elements of the earlier τ_i's supports (all tasks, all layers), for tests and benchmarks.</summary>
-    public long SupportElements => _layers.Sum(s => s.Supports.Sum(c => c.Indices.shape[0]));
+    public long SupportElements => _layers.Sum(s => s.Support.Count);
 
     public void Dispose()
     {
