@@ -159,4 +159,44 @@ public sealed class FastRetroactiveTests
         Assert.IsTrue(adaptive.reshape(2, -1)[.., element].abs().gt(h.SparsityStrength).all().item<bool>());
         Assert.IsTrue(adaptive.reshape(2, -1)[.., other].eq(0).all().item<bool>());
     }
+
+    /// <summary>Commit writes every earlier τ_i straight from the supports, as <see cref="SparseAdaptive.FromDense"/>
+    /// stores its dense value: same positions (ascending) and values, also for elements re-activated in several tasks
+    /// (merged into the support between the elements it had), with and without half-precision storage.</summary>
+    [TestMethod]
+    [DataRow(false)]
+    [DataRow(true)]
+    public void CommitStoresEachTaskLikeFromDenseAfterReactivation(bool halfPrecision)
+    {
+        var h = EngineTestData.QuickSettings with
+        {
+            RetroactiveUpdate = RetroactiveUpdateMode.Fast, SparsityStrength = 0.05, HalfPrecisionStorage = halfPrecision,
+        };
+        using var network = EngineTestData.Train(EngineTestData.SmallMlp, 3, h);
+        using var fast = new FastRetroactiveUpdate(network, h);
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(5);
+        double bound = h.SparsityStrength + h.SparsityStrength / (2 * h.RetroactiveStrength);
+        // A small drift everywhere and a large one at every 7th element: those leave the support of every task.
+        var shared = network.Layers.Select(l =>
+        {
+            var drift = 0.01 * randn(l.WeightShape, generator: generator);
+            drift.view(-1)[TensorIndex.Slice(0, null, 7)] += 100 * bound;
+            return (l.Shared + drift).detach();
+        }).ToList();
+        Assert.IsGreaterThan(2L * network.Layers.Count, fast.Refresh(shared), "re-activated elements in several tasks and layers");
+        var expected = Enumerable.Range(0, network.Layers.Count)
+            .Select(l => fast.Adaptive(l).unbind(0).Select(a => SparseAdaptive.FromDense(a, h.SparsityStrength, halfPrecision)).ToArray())
+            .ToArray();
+        for (int l = 0; l < network.Layers.Count; l++) network.Layers[l].ReplaceShared(shared[l].clone().DetachFromDisposeScope());
+        fast.Commit(network);
+        for (int l = 0; l < network.Layers.Count; l++)
+            for (int i = 0; i < network.Tasks.Count; i++)
+            {
+                var stored = network.Layers[l].Slots[network.Tasks[i]].Adaptive;
+                CollectionAssert.AreEqual(expected[l][i].Indices.data<long>().ToArray(), stored.Indices.data<long>().ToArray(), $"positions, layer {l}, task {i}");
+                CollectionAssert.AreEqual(expected[l][i].Values.data<float>().ToArray(), stored.Values.data<float>().ToArray(), $"values, layer {l}, task {i}");
+                expected[l][i].Dispose();
+            }
+    }
 }
