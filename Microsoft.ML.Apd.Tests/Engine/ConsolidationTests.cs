@@ -38,6 +38,28 @@ public sealed class ConsolidationTests
         CollectionAssert.AreEqual(expected.data<double>().ToArray(), KMeans.Gram(sparse).data<double>().ToArray());
     }
 
+    /// <summary>Consolidation's Gram matrix, from products of the stored parts, is X Xᵀ of the full adaptive tensors
+    /// σ̃_{g(i)} + τ_i: tasks with and without a group, a group with no σ̃, σ̃ and τ overlapping.</summary>
+    [TestMethod]
+    public void ConsolidationGramIsTheProductOfTheFullTensors()
+    {
+        using var scope = NewDisposeScope();
+        var locallyShared = new Dictionary<int, SparseAdaptive>
+        {
+            [3] = SparseAdaptive.FromDense(tensor(new float[] { 1, 0, 2, 0, 0.5f, 0 }), 0),
+            [7] = SparseAdaptive.FromDense(tensor(new float[] { 0, -1, 0, 0, 3, 0 }), 0),
+        };
+        float[][] tau = [[0, 2, 0, 1, 0, 0], [0.5f, 0, 0, 0, 0, -2], [0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 1, 0], [0, 0, 4, 0, 0, 1]];
+        int?[] groups = [3, 3, 7, null, 5];
+        var slots = tau.Select((t, i) => new TaskSlot(zeros(1), zeros(1), SparseAdaptive.FromDense(tensor(t), 0), groups[i])).ToList();
+        var full = stack(slots.Select(s => s.Adaptive.ToDense() + (s.Group is int g && locallyShared.TryGetValue(g, out var l) ? l.ToDense() : zeros(6)))).to(ScalarType.Float64);
+        var expected = full.mm(full.t()).data<double>().ToArray();
+        var gram = KnowledgeConsolidation.Gram(slots, locallyShared).data<double>().ToArray();
+        for (int i = 0; i < expected.Length; i++) Assert.AreEqual(expected[i], gram[i], 1e-12, $"entry {i}");
+        foreach (var s in slots) s.Dispose();
+        foreach (var l in locallyShared.Values) l.Dispose();
+    }
+
     [TestMethod]
     public void ConsolidationSharesCloseElementsAndPreservesPredictionsWithinBeta()
     {

@@ -26,8 +26,9 @@ internal static class KnowledgeConsolidation
 
     /// <summary>
     /// Consolidates every layer. Memory stays at O(T² + K·T + P) per layer, never T dense copies of it: K-means needs
-    /// the tasks' full adaptive tensors only through their Gram matrix (<see cref="KMeans"/>), computed from their
-    /// non-zeros, and each cluster's max/min is streamed over its members one dense tensor at a time.
+    /// the tasks' full adaptive tensors only through their Gram matrix (<see cref="KMeans"/>), computed from the
+    /// non-zeros of their stored parts (<see cref="Gram"/>), and each cluster's max/min is streamed over its members
+    /// one dense tensor at a time.
     /// </summary>
     public static void Consolidate(ApdNetwork network, ApdHyperparameters hyperparameters)
     {
@@ -47,12 +48,7 @@ internal static class KnowledgeConsolidation
             // The last consolidation's σ̃ stay readable until every member's new τ is written (Full reads them).
             var previous = new Dictionary<int, SparseAdaptive>(layer.LocallyShared);
             layer.LocallyShared.Clear();
-            var points = slots.Select(slot =>
-            {
-                using var pointScope = NewDisposeScope();
-                return NonZeros(Full(slot, previous));
-            }).ToArray();
-            var gram = KMeans.Gram(points);
+            var gram = Gram(slots, previous);
             var start = InitialCentroids(slots, clusters, hyperparameters.Seed * 7919 + network.ConsolidationCount * 31 + l);
             var assignment = KMeans.Fit(gram, start);
 
@@ -104,11 +100,29 @@ internal static class KnowledgeConsolidation
         return slot.Group is int g && locallyShared.TryGetValue(g, out var local) ? local.ToDense() + adaptive : adaptive;
     }
 
-    private static (long[] Positions, float[] Values) NonZeros(Tensor dense)
+    /// <summary>
+    /// The Gram matrix [T, T] (float64) of the tasks' full adaptive tensors σ̃_{g(i)} + τ_i, from the products of their
+    /// stored parts, ⟨σ̃_g + τ_i, σ̃_h + τ_j⟩ = ⟨σ̃_g, σ̃_h⟩ + ⟨σ̃_g, τ_j⟩ + ⟨τ_i, σ̃_h⟩ + ⟨τ_i, τ_j⟩: one sparse Gram of
+    /// the K σ̃ and the T τ (<see cref="KMeans.Gram"/>, H [K + T, K + T]), then G = W H Wᵀ with row i of W selecting τ_i
+    /// and σ̃_{g(i)}. The work per element is quadratic in the parts non-zero there (at most K σ̃ and the τ that have it),
+    /// not in the full tensors that are non-zero there, which include every member of a cluster wherever its σ̃ is (about
+    /// T²·P after a consolidation).
+    /// </summary>
+    internal static Tensor Gram(IReadOnlyList<TaskSlot> slots, IReadOnlyDictionary<int, SparseAdaptive> locallyShared)
     {
-        var flat = dense.reshape(-1);
-        var positions = flat.nonzero().reshape(-1);
-        return (positions.data<long>().ToArray(), flat.index_select(0, positions).data<float>().ToArray());
+        var groups = locallyShared.Keys.Order().ToArray();
+        var parts = groups.Select(g => locallyShared[g]).Concat(slots.Select(s => s.Adaptive))
+            .Select(p => (p.Indices.data<long>().ToArray(), p.Values.data<float>().ToArray())).ToList();
+        using var products = KMeans.Gram(parts);
+        var select = new double[slots.Count, groups.Length + slots.Count];
+        for (int i = 0; i < slots.Count; i++)
+        {
+            select[i, groups.Length + i] = 1;
+            if (slots[i].Group is int g && Array.IndexOf(groups, g) is var k and >= 0) select[i, k] = 1;
+        }
+        using var weights = tensor(select, dtype: ScalarType.Float64);
+        using var half = weights.mm(products);
+        return half.mm(weights.t());
     }
 
     /// <summary>
