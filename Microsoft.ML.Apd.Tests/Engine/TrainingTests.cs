@@ -198,8 +198,9 @@ public sealed class TrainingTests
             {
                 ApdLearner.LearnTask(network, $"t{t}", 2, x, y, h, null, CancellationToken.None);
                 network.InvalidateCache();
-                // Stored per task: head (2) + per layer mask, bias, τ indices, τ values (4); plus σ̃ (2 each).
-                long stored = 2L * network.Tasks.Count + 4L * network.Tasks.Count * network.Layers.Count
+                // Stored per task: head (2) + input model μ, v (2) + per layer mask, bias, τ indices, τ values (4);
+                // plus σ̃ (2 each).
+                long stored = 4L * network.Tasks.Count + 4L * network.Tasks.Count * network.Layers.Count
                     + 2L * network.Layers.Sum(l => l.LocallyShared.Count);
                 long live = DisposeScopeManager.Statistics.ThreadTotalLiveCount - baseline;
                 Console.WriteLine($"task {t + 1}: live {live}, stored {stored}");

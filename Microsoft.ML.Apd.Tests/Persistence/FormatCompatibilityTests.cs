@@ -45,4 +45,42 @@ public sealed class FormatCompatibilityTests
         using var forT0 = continued.ForTask("t0");
         Assert.IsGreaterThan(0.8, ml.MulticlassClassification.Evaluate(forT0.Transform(ml.Data.LoadFromEnumerable(TinyData.Rows(0, "a", "b").ToList()))).MicroAccuracy);
     }
+
+    public sealed class Inferred
+    {
+        public string PredictedTask { get; set; } = "";
+    }
+
+    /// <summary>Tasks saved before format 4 have no model of their inputs: rows without a task id go to the task of
+    /// lowest energy (highest logsumexp of its logits), also after a task with an input model is added to them.</summary>
+    [TestMethod]
+    public void TasksWithoutInputModelsAreInferredByEnergy()
+    {
+        string directory = Path.Combine(AppContext.BaseDirectory, "Persistence", "Fixtures");
+        var ml = new MLContext(seed: 1);
+        using var loaded = (ApdTransformer)ml.Model.Load(Path.Combine(directory, "format-v2.zip"), out _);
+        var trainer = ml.MulticlassClassification.Trainers.Apd(TinyData.FastOptions());
+        using var continued = trainer.Fit(ml.Data.LoadFromEnumerable(TinyData.Rows(2, "e", "f").ToList()), "t2", loaded);
+        Assert.IsNull(continued.Network.InputModelOf("t0"));
+        Assert.IsNotNull(continued.Network.InputModelOf("t2"));
+        var rows = TinyData.Rows(0, "a", "b", 10, seed: 5).Concat(TinyData.Rows(2, "e", "f", 10, seed: 5)).ToList();
+        foreach (var model in new[] { loaded, continued })
+        {
+            var inferred = ml.Data.CreateEnumerable<Inferred>(model.Transform(ml.Data.LoadFromEnumerable(
+                rows.Select(r => new TinyData.FeaturesOnly { Features = r.Features }).ToList())), reuseRowObject: false).ToList();
+            using var features = global::TorchSharp.torch.tensor(rows.SelectMany(r => r.Features).ToArray(), [rows.Count, rows[0].Features.Length]);
+            var energy = model.Tasks.Select(task =>
+            {
+                using var logits = model.Network.Forward(features, task);
+                using var lse = logits.logsumexp(1);
+                return lse.data<float>().ToArray();
+            }).ToArray();
+            for (int i = 0; i < rows.Count; i++)
+            {
+                var order = Enumerable.Range(0, energy.Length).OrderByDescending(t => energy[t][i]).ToArray();
+                if (energy[order[0]][i] - energy[order[1]][i] < 1e-4) continue; // a tie to float rounding
+                Assert.AreEqual(model.Tasks[order[0]], inferred[i].PredictedTask, $"row {i} of a model of {model.Tasks.Count} tasks");
+            }
+        }
+    }
 }

@@ -14,6 +14,7 @@ internal sealed partial class ApdNetwork : IDisposable
     private readonly List<DecomposedLayer> _layers;
     private readonly List<string> _tasks = new();
     private readonly Dictionary<string, TaskHead> _heads = new();
+    private readonly Dictionary<string, TaskInputModel> _inputModels = new();
     // Per task, what scoring derives from the stored parameters (θ_t as tensors, θ_t in managed arrays for single rows,
     // the first layer's factors for task inference); valid until the next mutation.
     private readonly TaskWeightCache _cache = new();
@@ -94,14 +95,23 @@ internal sealed partial class ApdNetwork : IDisposable
     internal TaskHead HeadOf(string task)
         => _heads.TryGetValue(task, out var head) ? head : throw new KeyNotFoundException($"Unknown task '{task}'.");
 
-    /// <summary>Registers a trained task (slots per layer in layer order; ownership moves to the network).</summary>
-    internal void AddTask(string task, TaskHead head, IReadOnlyList<TaskSlot> slots)
+    /// <summary>The task's model of its inputs; null for a task loaded from a file of format 3 or older.</summary>
+    internal TaskInputModel? InputModelOf(string task)
+    {
+        HeadOf(task);
+        return _inputModels.GetValueOrDefault(task);
+    }
+
+    /// <summary>Registers a trained task (slots per layer in layer order, its model of its inputs if any; ownership
+    /// moves to the network).</summary>
+    internal void AddTask(string task, TaskHead head, IReadOnlyList<TaskSlot> slots, TaskInputModel? inputs = null)
     {
         if (_heads.ContainsKey(task)) throw new InvalidOperationException($"Task '{task}' already exists.");
         if (slots.Count != _layers.Count) throw new ArgumentException("One slot per layer expected.", nameof(slots));
         _tasks.Add(task);
         LearnedTaskCount++;
         _heads[task] = head;
+        if (inputs is not null) _inputModels[task] = inputs;
         for (int l = 0; l < _layers.Count; l++) _layers[l].Slots[task] = slots[l];
         InvalidateCache();
     }
@@ -192,6 +202,7 @@ internal sealed partial class ApdNetwork : IDisposable
         }
         _heads.Remove(task);
         head.Dispose();
+        if (_inputModels.Remove(task, out var inputs)) inputs.Dispose();
         _tasks.Remove(task);
         InvalidateCache();
     }
@@ -233,6 +244,10 @@ internal sealed partial class ApdNetwork : IDisposable
             baseParameters += head.Weight.numel() + head.Bias.numel();
         }
         layers.Add(new LayerCapacity("heads", 0, 0, 0, 0, 0, heads));
+        // μ_t and v_t are stored per task like a head, but a plain network has nothing like them: they count here, not
+        // in the base.
+        long inputModels = _inputModels.Values.Sum(m => m.Mean.numel() + m.Variance.numel());
+        if (inputModels > 0) layers.Add(new LayerCapacity("inputs", 0, 0, 0, 0, 0, inputModels));
         return new CapacityReport(layers, baseParameters, perTask, groups);
     }
 
@@ -250,6 +265,7 @@ internal sealed partial class ApdNetwork : IDisposable
                 .Concat(layer.LocallyShared.Values.Select(local => local.Values))
                 .Append(layer.Shared))
             .Concat(_heads.Values.SelectMany(head => new[] { head.Weight, head.Bias }))
+            .Concat(_inputModels.Values.SelectMany(inputs => new[] { inputs.Mean, inputs.Variance }))
             .Select(t => t.reshape(-1)).ToList();
         if (everything.Count == 0 || Finite(cat(everything, 0))) return null;
         for (int l = 0; l < _layers.Count; l++)
@@ -265,6 +281,8 @@ internal sealed partial class ApdNetwork : IDisposable
         }
         foreach (var (task, head) in _heads)
             if (!Finite(head.Weight) || !Finite(head.Bias)) return $"task '{task}''s head";
+        foreach (var (task, inputs) in _inputModels)
+            if (!Finite(inputs.Mean) || !Finite(inputs.Variance)) return $"task '{task}''s model of its inputs";
         return null;
     }
 
@@ -285,6 +303,7 @@ internal sealed partial class ApdNetwork : IDisposable
         {
             copy._tasks.Add(task);
             copy._heads[task] = _heads[task].Share();
+            if (_inputModels.TryGetValue(task, out var inputs)) copy._inputModels[task] = inputs.Share();
         }
         return copy;
     }
@@ -297,6 +316,8 @@ internal sealed partial class ApdNetwork : IDisposable
         foreach (var layer in _layers) layer.Dispose();
         foreach (var head in _heads.Values) head.Dispose();
         _heads.Clear();
+        foreach (var inputs in _inputModels.Values) inputs.Dispose();
+        _inputModels.Clear();
         _tasks.Clear();
     }
 }

@@ -7,12 +7,13 @@ namespace Microsoft.ML.Apd.Engine;
 /// (count, positions, values). Version 3 (this build writes it) stores each sparse tensor's positions in the smaller
 /// of two encodings — LEB128 varints of the gaps between successive flat positions, or a bitmap of the dense shape —
 /// and its values as float16 when every value is exactly a float16 (half-precision storage rounds them so), float32
-/// otherwise. Version 2 (still read) had int32 indices or a bitmap, and float32 values. Every count and shape is validated against <see cref="ApdLimits"/> and
+/// otherwise, and after each task's head a flag and, when set, the task's model of its inputs (μ_t, v_t dense). Version 3
+/// (still read) had no input models; version 2 (still read) had int32 indices or a bitmap, and float32 values. Every count and shape is validated against <see cref="ApdLimits"/> and
 /// against the bytes that remain before anything is allocated.</summary>
 internal sealed partial class ApdNetwork
 {
     private const uint Magic = 0x31445041; // "APD1"
-    private const int FormatVersion = 3;
+    private const int FormatVersion = 4;
     private const int OldestReadableVersion = 2;
 
     /// <summary>Writes everything needed to predict and continue training (no optimizer state).</summary>
@@ -41,6 +42,11 @@ internal sealed partial class ApdNetwork
             writer.Write(head.ClassCount);
             WriteDense(writer, head.Weight);
             WriteDense(writer, head.Bias);
+            var inputs = _inputModels.GetValueOrDefault(task);
+            writer.Write(inputs is not null);
+            if (inputs is null) continue;
+            WriteDense(writer, inputs.Mean);
+            WriteDense(writer, inputs.Variance);
         }
         foreach (var layer in _layers)
         {
@@ -74,7 +80,8 @@ internal sealed partial class ApdNetwork
         foreach (var task in _tasks)
         {
             var head = _heads[task];
-            bytes += 5 + System.Text.Encoding.UTF8.GetByteCount(task) + sizeof(int) + Dense(head.Weight.numel()) + Dense(head.Bias.numel());
+            bytes += 5 + System.Text.Encoding.UTF8.GetByteCount(task) + sizeof(int) + Dense(head.Weight.numel()) + Dense(head.Bias.numel()) + 1;
+            if (_inputModels.ContainsKey(task)) bytes += 2 * Dense(Architecture.InputSize);
         }
         foreach (var layer in _layers)
         {
@@ -147,6 +154,8 @@ internal sealed partial class ApdNetwork
                 catch { weight.Dispose(); throw; }
                 network._heads[task] = new TaskHead(weight, bias);
                 network._tasks.Add(task);
+                if (version >= 4 && reader.ReadBoolean())
+                    network._inputModels[task] = ReadInputModel(reader, inputSize, device);
             }
             foreach (var (shape, isConv) in shapes)
             {
@@ -192,6 +201,23 @@ internal sealed partial class ApdNetwork
             network?.Dispose();
             throw;
         }
+    }
+
+    private static TaskInputModel ReadInputModel(BinaryReader reader, int inputSize, Device device)
+    {
+        var mean = ReadDense(reader, [inputSize], device);
+        Tensor variance;
+        try { variance = ReadDense(reader, [inputSize], device); }
+        catch { mean.Dispose(); throw; }
+        var model = new TaskInputModel(mean, variance);
+        using var scope = NewDisposeScope();
+        // The likelihood divides by v_t and takes its log.
+        if (!(variance > 0).all().item<bool>())
+        {
+            model.Dispose();
+            throw new InvalidDataException("An input model's variance is not positive.");
+        }
+        return model;
     }
 
     private static long Numel(long[] shape) => shape.Aggregate(1L, (a, b) => a * b);

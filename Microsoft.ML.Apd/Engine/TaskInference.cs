@@ -2,9 +2,13 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.Apd.Engine;
 
-/// <summary>How a row's task is told from the outputs of every task's network (higher score = more likely that task).</summary>
+/// <summary>How a row's task is told (higher score = more likely that task).</summary>
 internal enum TaskInferenceRule
 {
+    /// <summary>The task whose model of its inputs (<see cref="TaskInputModel"/>) gives the row the highest
+    /// likelihood; score log N(x; μ_t, diag v_t). Needs no network output, so only the chosen task's network runs.</summary>
+    InputLikelihood,
+
     /// <summary>SupSup's rule (Wortsman et al., NeurIPS 2020): the task whose prediction has the lowest entropy;
     /// score −H(p_t) / log C_t (entropy normalised by its maximum, so tasks of different class counts compare).</summary>
     LowestEntropy,
@@ -17,17 +21,19 @@ internal enum TaskInferenceRule
 }
 
 /// <summary>
-/// Task inference for rows without a task id: run every task's network on the rows (<see cref="ApdNetwork.ForwardAll"/>:
-/// batched, the first layer's shared product once for all tasks),
-/// score each task by a <see cref="TaskInferenceRule"/>, pick the best. The confidence of the pick is p(t | x) when all
-/// tasks' logits are read as one softmax over (task, class) pairs.
+/// Task inference for rows without a task id: score each task by a <see cref="TaskInferenceRule"/>, pick the best,
+/// and score the row with the chosen task's network. The confidence of the pick is the softmax over tasks of the
+/// rule's score (for <see cref="TaskInferenceRule.InputLikelihood"/> the posterior p(t | x) under equal priors; for
+/// <see cref="TaskInferenceRule.Energy"/> p(t | x) when all tasks' logits are read as one softmax over (task, class) pairs).
 /// </summary>
 internal static class TaskInference
 {
-    /// <summary>The rule the library uses: the energy rule routed 77 % of permuted Fashion-MNIST rows right where SupSup's
-    /// lowest entropy routed 63 % and maximum softmax 55 %, and is within a point of them on class-incremental Split
-    /// (docs/benchmarks.md, "Task inference"). Its confidence is then the posterior the rule maximises.</summary>
-    public const TaskInferenceRule Rule = TaskInferenceRule.Energy;
+    /// <summary>The rule the library uses for <paramref name="network"/>: the input likelihood when every task has a
+    /// model of its inputs — it routed 100 % of permuted Fashion-MNIST rows right where the best rule reading the
+    /// networks' outputs (energy) routed 77 %, and more class-incremental Split rows than any of them
+    /// (docs/benchmarks.md, "Task inference") — else energy (tasks learned before format 4 have no input model).</summary>
+    public static TaskInferenceRule RuleFor(ApdNetwork network, IReadOnlyList<string> tasks) =>
+        tasks.All(t => network.InputModelOf(t) is not null) ? TaskInferenceRule.InputLikelihood : TaskInferenceRule.Energy;
 
     /// <summary>The rows' inferred tasks (indices into the tasks given to <see cref="Infer"/>), the confidences and the class
     /// probabilities of the inferred task of each row.</summary>
@@ -37,7 +43,22 @@ internal static class TaskInference
     public static Tensor[] Logits(ApdNetwork network, IReadOnlyList<string> tasks, Tensor features) =>
         network.ForwardAll(features, tasks);
 
-    /// <summary>The rule's score of each task for each row, [T, N].</summary>
+    /// <summary>The rule's score of each task for each row, [T, N]: from the tasks' input models for
+    /// <see cref="TaskInferenceRule.InputLikelihood"/>, else from <paramref name="logits"/> (every task's, in order).</summary>
+    public static Tensor Scores(ApdNetwork network, IReadOnlyList<string> tasks, Tensor features, IReadOnlyList<Tensor>? logits,
+        TaskInferenceRule rule)
+    {
+        using var scope = NewDisposeScope();
+        if (rule == TaskInferenceRule.InputLikelihood)
+            return stack(tasks.Select(t => (network.InputModelOf(t)
+                ?? throw new InvalidOperationException($"Task '{t}' has no model of its inputs.")).LogLikelihood(features)).ToList())
+                .MoveToOuterDisposeScope();
+        ArgumentNullException.ThrowIfNull(logits);
+        return Scores(logits, rule).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A rule's score of each task for each row from every task's logits, [T, N] (not for
+    /// <see cref="TaskInferenceRule.InputLikelihood"/>).</summary>
     public static Tensor Scores(IReadOnlyList<Tensor> logits, TaskInferenceRule rule)
     {
         using var scope = NewDisposeScope();
@@ -58,24 +79,31 @@ internal static class TaskInference
         return (logp.exp() * logp).sum(1) / Math.Log(logits.shape[1]);
     }
 
-    /// <summary>Infers the task of each row of <paramref name="features"/> among <paramref name="tasks"/>.</summary>
-    public static Result Infer(ApdNetwork network, IReadOnlyList<string> tasks, Tensor features, TaskInferenceRule rule = Rule)
+    /// <summary>Infers the task of each row of <paramref name="features"/> among <paramref name="tasks"/> by
+    /// <paramref name="rule"/> (default: <see cref="RuleFor"/>).</summary>
+    public static Result Infer(ApdNetwork network, IReadOnlyList<string> tasks, Tensor features, TaskInferenceRule? rule = null)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var logits = Logits(network, tasks, features);
-        var best = Scores(logits, rule).argmax(0);
-        // p(t | x) when all tasks' logits are read as one softmax over (task, class) pairs: softmax over tasks of
-        // logsumexp(logits_t), at the inferred task.
-        var confidence = Scores(logits, TaskInferenceRule.Energy).softmax(0).gather(0, best.unsqueeze(0)).squeeze(0);
+        var chosenRule = rule ?? RuleFor(network, tasks);
+        // The input likelihood needs no network output: only the chosen tasks' networks run, on their rows.
+        var logits = chosenRule == TaskInferenceRule.InputLikelihood ? null : Logits(network, tasks, features);
+        var scores = Scores(network, tasks, features, logits, chosenRule);
+        var best = scores.argmax(0);
+        var confidence = scores.softmax(0).gather(0, best.unsqueeze(0)).squeeze(0);
         int[] chosen = best.to(CPU).data<long>().Select(i => (int)i).ToArray();
         float[] confidences = confidence.to(float32).to(CPU).data<float>().ToArray();
         var probabilities = new float[chosen.Length][];
-        var perTask = logits.Select(l => l.softmax(1).to(CPU).data<float>().ToArray()).ToArray();
-        for (int row = 0; row < chosen.Length; row++)
+        foreach (var group in Enumerable.Range(0, chosen.Length).GroupBy(row => chosen[row]))
         {
-            int t = chosen[row], classes = (int)logits[t].shape[1];
-            probabilities[row] = perTask[t].AsSpan(row * classes, classes).ToArray();
+            int t = group.Key;
+            long[] rows = group.Select(row => (long)row).ToArray();
+            var taskLogits = logits?[t].index_select(0, tensor(rows, device: logits[t].device))
+                ?? network.Forward(features.index_select(0, tensor(rows, device: features.device)), tasks[t]);
+            int classes = (int)taskLogits.shape[1];
+            float[] p = taskLogits.softmax(1).to(CPU).data<float>().ToArray();
+            for (int r = 0; r < rows.Length; r++)
+                probabilities[rows[r]] = p.AsSpan(r * classes, classes).ToArray();
         }
         return new Result(chosen, confidences, probabilities);
     }

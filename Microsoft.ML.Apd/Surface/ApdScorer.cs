@@ -170,7 +170,8 @@ internal sealed class ApdScorer
         string why = Routing.TaskColumn is { } column
             ? $"rows with an empty task id in column '{column.Name}'"
             : $"the input has no task id column '{Model.TaskIdColumnName}'";
-        ch.Info($"APD: {why}, so their task is inferred among {Model.Tasks.Count} tasks ({TaskInference.Rule} rule); " +
+        ch.Info($"APD: {why}, so their task is inferred among {Model.Tasks.Count} tasks " +
+            $"({TaskInference.RuleFor(Model.Network, Model.Tasks)} rule); " +
             $"see columns '{Model.PredictedTaskColumnName}' and '{Model.TaskConfidenceColumnName}'.");
     }
 

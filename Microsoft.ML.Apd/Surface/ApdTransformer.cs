@@ -17,14 +17,17 @@ namespace Microsoft.ML.Apd;
 /// naming an unknown task fails with an <see cref="InvalidOperationException"/> listing the known tasks. In this mixed
 /// mode <c>Score</c> is a variable-size vector, since tasks may have different class counts.</para>
 /// <para><b>Prediction without a task id.</b> When the input has no task id column (and the model has several tasks),
-/// or a row's task id is empty, the row's task is inferred: every task's network scores the row and the task of lowest
-/// energy (highest logsumexp of its logits; measured better than SupSup's lowest-entropy rule) wins. <c>PredictedLabel</c>
+/// or a row's task id is empty, the row's task is inferred: the task whose training rows the row resembles most wins
+/// (highest likelihood under each task's per-feature mean and variance of its training inputs, stored with the task),
+/// and only that task's network scores the row. <c>PredictedLabel</c>
 /// and <c>Score</c> are then that task's, and two more columns tell which task it was: <c>PredictedTask</c> (text: the
-/// row's own task id when it has one) and <c>TaskConfidence</c> (Single in (0, 1]: the inferred task's probability
-/// when all tasks' logits are read as one softmax over (task, class) pairs; 1 when the row named its task). Inference is reliable when tasks
-/// see different inputs (e.g. permuted pixels) and weak when they share an input distribution (class-incremental
-/// splits of one dataset): see the README. Set <see cref="ApdTrainer.Options.RequireTaskId"/> to require task ids
-/// instead. Scoring a row without a task id runs every task's network, in batches; <c>MLContext.Log</c> says once per
+/// row's own task id when it has one) and <c>TaskConfidence</c> (Single in (0, 1]: the inferred task's posterior
+/// probability under equal priors; 1 when the row named its task). Models with tasks learned before input models were
+/// stored (model format 3 and older) infer by energy instead: every task's network scores the row and the highest
+/// logsumexp of its logits wins. Inference is reliable when tasks
+/// see different inputs (e.g. permuted pixels, different sites) and weak when they share an input distribution
+/// (class-incremental splits of one dataset): see the README. Set <see cref="ApdTrainer.Options.RequireTaskId"/> to
+/// require task ids instead. Scoring is batched; <c>MLContext.Log</c> says once per
 /// <see cref="Transform"/> when inference is used.</para>
 /// <para><b>Single-task views.</b> <see cref="ForTask"/> (or a model with only one task, on input without the task id
 /// column) routes every row to one task: <c>Score</c> is then a known-size vector, and when the input has the label

@@ -71,6 +71,8 @@ internal static class ApdLearner
         network.InvalidateCache();
         using var session = new TaskTrainingSession(network, task, classCount, h, generator);
         using var optimizer = new FlatAdam(session.TrainableParameters.ToList(), h.LearningRate);
+        // The task's model of its inputs, from the first epoch's rows (every epoch delivers every row once).
+        using var inputs = new TaskInputModel.Accumulator(inputSize, device);
         int batches = (int)((count + h.BatchSize - 1) / h.BatchSize);
         var clock = Stopwatch.StartNew();
         double largestFeature = 0; // of the batches trained so far, for the divergence message
@@ -88,6 +90,7 @@ internal static class ApdLearner
                 if (x.dim() != 2 || x.shape[1] != inputSize || y.dim() != 1 || y.shape[0] != x.shape[0] || ++batch > batches)
                     throw new InvalidOperationException($"The batch source of task '{task}' delivered a batch of shape [{string.Join(", ", x.shape)}] / [{string.Join(", ", y.shape)}] (batch {batch} of {batches}).");
                 largestFeature = Math.Max(largestFeature, x.abs().max().item<float>());
+                if (epoch == 0) inputs.Add(x);
                 float loss = session.Step(optimizer, x.to(device), y.to(device)).item<float>();
                 if (!float.IsFinite(loss))
                     throw Diverged(task, epoch, h, $"batch {batch}/{batches}: the loss became {loss}", loss, largestFeature);
@@ -99,7 +102,7 @@ internal static class ApdLearner
                 throw Diverged(task, epoch, h, "the parameters became NaN or infinite", double.NaN, largestFeature);
             if (epoch + 1 < h.NumberOfEpochs) session.Retroactive.Refresh(session.Shared);
         }
-        session.Commit();
+        session.Commit(h.NumberOfEpochs > 0 ? inputs.ToModel() : null);
         if (network.FindNonFinite() is { } where)
             throw Diverged(task, h.NumberOfEpochs - 1, h, $"after training, {where} is NaN or infinite", double.NaN, largestFeature);
     }

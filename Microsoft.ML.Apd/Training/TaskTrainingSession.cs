@@ -138,8 +138,9 @@ internal sealed class TaskTrainingSession : IDisposable
     }
 
     /// <summary>Moves the trained values into the network: new σ, task t's slots (τ_t thresholded and sparse), its
-    /// head, and the retroactively updated τ_i of earlier tasks (thresholded again).</summary>
-    public void Commit()
+    /// head, its model of its inputs (null when it saw no rows: zero epochs), and the retroactively updated τ_i of
+    /// earlier tasks (thresholded again).</summary>
+    public void Commit(TaskInputModel? inputs)
     {
         if (_committed) throw new InvalidOperationException("Already committed.");
         _committed = true;
@@ -154,7 +155,7 @@ internal sealed class TaskTrainingSession : IDisposable
                 SparseAdaptive.FromDense(Adaptive[l], threshold, _hyperparameters.HalfPrecisionStorage)));
         }
         Retroactive.Commit(_network);
-        _network.AddTask(Task, new TaskHead(TensorOwnership.Copy(HeadWeight), TensorOwnership.Copy(HeadBias)), slots);
+        _network.AddTask(Task, new TaskHead(TensorOwnership.Copy(HeadWeight), TensorOwnership.Copy(HeadBias)), slots, inputs);
     }
 
     public void Dispose()

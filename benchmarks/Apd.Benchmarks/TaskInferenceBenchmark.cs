@@ -92,7 +92,7 @@ internal static class TaskInferenceBenchmark
         var unlabelled = testRows.Select(r => new Unlabelled { Features = r.Features, Label = r.Label }).ToList();
         watch.Restart();
         var inferred = ml.Data.CreateEnumerable<Prediction>(model.Transform(ml.Data.LoadFromEnumerable(unlabelled)), reuseRowObject: false).ToList();
-        output.WriteLine($"without task ids, Transform ({TaskInference.Rule}): routed to own task {100 * Share(inferred.Select(p => p.PredictedTask).ToArray(), truthTask):F2} %, " +
+        output.WriteLine($"without task ids, Transform ({TaskInference.RuleFor(model.Network, model.Tasks)}): routed to own task {100 * Share(inferred.Select(p => p.PredictedTask).ToArray(), truthTask):F2} %, " +
             $"accuracy {100 * Share(inferred.Select(p => p.PredictedLabel).ToArray(), truthLabel):F2} % ({testRows.Count / watch.Elapsed.TotalSeconds:N0} rows/s)");
         ConfidenceReport(inferred, truthTask, output);
 
@@ -139,8 +139,8 @@ internal static class TaskInferenceBenchmark
             foreach (var x in Batches(sample))
                 using (var scope = NewDisposeScope())
                 {
-                    var logits = network.Forward(x, order[t]);
-                    values.AddRange(TaskInference.Scores([logits], rule)[0].data<float>().ToArray());
+                    Tensor[]? logits = rule == TaskInferenceRule.InputLikelihood ? null : [network.Forward(x, order[t])];
+                    values.AddRange(TaskInference.Scores(network, [order[t]], x, logits, rule)[0].to(float32).data<float>().ToArray());
                 }
             float mean = values.Average();
             float std = MathF.Sqrt(values.Average(v => (v - mean) * (v - mean))) + 1e-6f;
@@ -158,7 +158,7 @@ internal static class TaskInferenceBenchmark
             using (no_grad())
             {
                 var logits = TaskInference.Logits(network, order, x);
-                var scores = TaskInference.Scores(logits, rule);
+                var scores = TaskInference.Scores(network, order, x, logits, rule);
                 if (calibration is not null)
                     scores = (scores - tensor(calibration.Select(c => c.Mean).ToArray()).unsqueeze(1)) / tensor(calibration.Select(c => c.Std).ToArray()).unsqueeze(1);
                 var best = scores.argmax(0).data<long>().ToArray();
