@@ -17,7 +17,7 @@ public static class Scenario
                 throw new ArgumentOutOfRangeException(nameof(taskCount), $"The split scenario has at most {SplitFashionMnist.ClassPairs.Length} tasks."),
             ScenarioKind.Split => SplitFashionMnist.ClassPairs.Take(taskCount).Select(pair => new ClassSplitTask(pair)).ToArray(),
             // Each task's permutation depends on the run seed and the task, never on the order tasks are learned in.
-            ScenarioKind.Permuted => Enumerable.Range(0, taskCount).Select(t => new PermutedPixelsTask(t, HashCode.Combine(seed, t))).ToArray(),
+            ScenarioKind.Permuted => Enumerable.Range(0, taskCount).Select(t => new PermutedPixelsTask(t, StableSeed.Combine(seed, t))).ToArray(),
             // Angles spread evenly over [0°, 180°), like the rotated-MNIST benchmarks.
             ScenarioKind.Rotated => Enumerable.Range(0, taskCount).Select(t => new RotatedImagesTask(180.0 * t / taskCount)).ToArray(),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),

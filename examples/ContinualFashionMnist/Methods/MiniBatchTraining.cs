@@ -13,7 +13,7 @@ public static class MiniBatchTraining
     {
         using var optimizer = optim.Adam(parameters, settings.LearningRate);
         // Seeded per task so every method sees the same batches in the same order.
-        using var generator = new Generator((ulong)HashCode.Combine(settings.Seed, task));
+        using var generator = new Generator((ulong)StableSeed.Combine(settings.Seed, task));
         int batches = (data.Count + settings.BatchSize - 1) / settings.BatchSize;
         for (int epoch = 1; epoch <= settings.Epochs; epoch++)
         {
