@@ -24,25 +24,37 @@ internal static class TaskBatchSources
         return new StreamedBatchSource(rows, task.Task, task.RowCount, classOfLabelId, shufflePoolSize, device);
     }
 
-    /// <summary>One copy: features straight from the cursor into one float32 array that the tensors share, labels as class indices.</summary>
+    /// <summary>Bytes of the reused block through which rows go from the cursor into the task's tensor.</summary>
+    private const int BlockBytes = 1 << 20;
+
+    /// <summary>
+    /// One copy: features from the cursor into one native float32 tensor, through a reused block of rows, labels as class
+    /// indices. Native, not a managed array shared with the tensor: the task's features are freed when training ends,
+    /// not left to the GC (on the large-object heap, one task-sized array per Fit, collected only by a full collection).
+    /// </summary>
     private static TensorBatchSource LoadIntoMemory(TrainingRows rows, TaskSurvey task, int[] classOfLabelId, int classCount, Device device)
     {
         int size = rows.FeatureCount;
         long n = task.RowCount;
-        if (n * size > Array.MaxLength)
-            throw new InvalidOperationException(
-                $"Task '{task.Task}' has {n} rows of {size} features, more than one array can hold; train it with {nameof(ApdTrainer.Options.DataLoading)} = {nameof(TrainingDataLoading.Streaming)}.");
-        var features = new float[n * size];
+        int blockRows = Math.Max(1, BlockBytes / (size * sizeof(float)));
+        var block = new float[(long)blockRows * size];
+        using var x = torch.empty(n, size);
         var labels = new long[n];
         using (var cursor = rows.Open(task.Task, classOfLabelId, shuffle: null, $"loading task '{task.Task}' into memory"))
         {
             long i = 0;
-            while (i < n && cursor.MoveNext(features.AsSpan((int)(i * size), size), out _, out int label)) labels[i++] = label;
+            int filled = 0;
+            while (i < n && cursor.MoveNext(block.AsSpan(filled * size, size), out _, out int label))
+            {
+                labels[i++] = label;
+                if (++filled < blockRows && i < n) continue;
+                using var scope = torch.NewDisposeScope();
+                x.narrow(0, i - filled, filled).copy_(torch.from_array(block).view(blockRows, size).narrow(0, 0, filled));
+                filled = 0;
+            }
             cursor.CheckCount(i, n, atEnd: true);
             if (cursor.MoveNext(new float[size], out _, out _)) cursor.CheckCount(n + 1, n, atEnd: false);
         }
-        using var flat = torch.from_array(features);
-        using var x = flat.view(n, size);
         using var y = torch.from_array(labels);
         return new TensorBatchSource(x, y, size, classCount, device);
     }
