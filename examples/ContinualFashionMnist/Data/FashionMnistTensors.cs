@@ -31,12 +31,13 @@ public sealed class FashionMnistTensors : IDisposable
         new(ToTensors(FashionMnist.Load(directory, train: true)), ToTensors(FashionMnist.Load(directory, train: false)),
             $"full Fashion-MNIST from {Path.GetFullPath(directory)}");
 
+    // One copy of the images: from_array shares the array with the tensor (torch.tensor would copy it again).
     private static TaskData ToTensors(FashionMnistSet set)
     {
-        var pixels = new float[set.Count * FashionMnist.ImageSize];
-        for (int i = 0; i < set.Count; i++) set.Images[i].CopyTo(pixels, i * FashionMnist.ImageSize);
-        var labels = set.Labels.Select(l => (long)l).ToArray();
-        return new TaskData(tensor(pixels, [set.Count, FashionMnist.ImageSize]), tensor(labels));
+        const int rowBytes = FashionMnist.ImageSize * sizeof(float);
+        var pixels = new float[set.Count, FashionMnist.ImageSize];
+        for (int i = 0; i < set.Count; i++) Buffer.BlockCopy(set.Images[i], 0, pixels, i * rowBytes, rowBytes);
+        return new TaskData(from_array(pixels), from_array(set.Labels.Select(l => (long)l).ToArray()));
     }
 
     public void Dispose()

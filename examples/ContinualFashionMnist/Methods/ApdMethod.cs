@@ -43,21 +43,21 @@ public sealed class ApdMethod : IContinualMethod
 
     public string Name => ContinualMethods.Apd;
 
-    public void Learn(ContinualTask task, TaskData train, IProgress<TrainingStep> progress)
+    public void Learn(TaskRows train, IProgress<TrainingStep> progress)
     {
         _progress = progress;
-        var data = ToDataView(task, train);
+        var data = ToDataView(train);
         var previous = _model;
-        _model = _trainer.Fit(data, task.Name);
+        _model = _trainer.Fit(data, train.Task.Name);
         _schema = data.Schema;
         // Every Fit returns a new transformer with its own copy of the network; the old one is no longer needed.
         previous?.Dispose();
     }
 
-    public double Accuracy(ContinualTask task, TaskData test)
+    public double Accuracy(TaskRows test)
     {
-        using var forTask = Model.ForTask(task.Name);
-        var scored = forTask.Transform(ToDataView(task, test));
+        using var forTask = Model.ForTask(test.Task.Name);
+        var scored = forTask.Transform(ToDataView(test));
         return _ml.MulticlassClassification.Evaluate(scored).MicroAccuracy;
     }
 
@@ -79,22 +79,25 @@ public sealed class ApdMethod : IContinualMethod
     private ApdTransformer Model => _model ?? throw new InvalidOperationException("No task learned yet.");
 
     /// <summary>The task's images as ML.NET rows: Features (784 floats) and Label (the class name as text).</summary>
-    private IDataView ToDataView(ContinualTask task, TaskData data)
-    {
-        var pixels = data.Images.data<float>().ToArray();
-        var labels = data.Labels.data<long>().ToArray();
-        return _ml.Data.LoadFromEnumerable(Rows(pixels, labels, task.ClassNames));
-    }
+    private IDataView ToDataView(TaskRows rows) => _ml.Data.LoadFromEnumerable(Rows(rows));
 
-    // Lazily, so ML.NET never needs a second copy of a 60,000-image task as row objects.
-    private static IEnumerable<FashionMnistRow> Rows(float[] pixels, long[] labels, IReadOnlyList<string> classNames)
+    // Lazily, a chunk of images at a time: neither the task's images nor a row object per image is ever held. Each
+    // enumeration (one per ML.NET cursor; Transform reads with two at once) fills one row of its own, which is safe
+    // because ML.NET's getters copy the current row's values out while their cursor is on it.
+    private static IEnumerable<FashionMnistRow> Rows(TaskRows rows)
     {
-        for (int i = 0; i < labels.Length; i++)
-            yield return new FashionMnistRow
+        var row = new FashionMnistRow { Features = new float[FashionMnist.ImageSize] };
+        foreach (var chunk in rows.Chunks())
+        {
+            using var pixels = chunk.Images.data<float>();
+            using var labels = chunk.Labels.data<long>();
+            for (int i = 0; i < chunk.Count; i++)
             {
-                Features = pixels.AsSpan(i * FashionMnist.ImageSize, FashionMnist.ImageSize).ToArray(),
-                Label = classNames[(int)labels[i]],
-            };
+                pixels.CopyTo(row.Features, tensorIndex: (long)i * FashionMnist.ImageSize);
+                row.Label = rows.Task.ClassNames[(int)labels[i]];
+                yield return row;
+            }
+        }
     }
 
     public void Dispose() => _model?.Dispose();

@@ -5,10 +5,11 @@ public interface IContinualMethod : IDisposable
 {
     string Name { get; }
 
-    void Learn(ContinualTask task, TaskData train, IProgress<TrainingStep> progress);
+    /// <summary>Learns the task of <paramref name="train"/> from its training rows.</summary>
+    void Learn(TaskRows train, IProgress<TrainingStep> progress);
 
-    /// <summary>Accuracy (0–1) on a task learned earlier, told which task it is (task-incremental setting).</summary>
-    double Accuracy(ContinualTask task, TaskData test);
+    /// <summary>Accuracy (0–1) on the test rows of a task learned earlier, told which task it is (task-incremental setting).</summary>
+    double Accuracy(TaskRows test);
 
     /// <summary>Stored parameters ÷ those of one base network (same architecture, one head per task learned).</summary>
     double Capacity { get; }

@@ -12,8 +12,10 @@ public abstract class SharedTrunkMethod(ExperimentSettings settings) : IContinua
 
     public abstract string Name { get; }
 
-    public void Learn(ContinualTask task, TaskData train, IProgress<TrainingStep> progress)
+    public void Learn(TaskRows rows, IProgress<TrainingStep> progress)
     {
+        var task = rows.Task;
+        using var train = rows.Materialize();
         var head = Network.AddHead(task.Name, task.ClassNames.Count);
         _classesPerTask.Add(task.ClassNames.Count);
         MiniBatchTraining.Train(images => Network.Forward(task.Name, images), Network.TrunkParameters.Concat(head.parameters()),
@@ -21,7 +23,11 @@ public abstract class SharedTrunkMethod(ExperimentSettings settings) : IContinua
         AfterTask(task, train);
     }
 
-    public double Accuracy(ContinualTask task, TaskData test) => MiniBatchTraining.Accuracy(images => Network.Forward(task.Name, images), test);
+    public double Accuracy(TaskRows rows)
+    {
+        using var test = rows.Materialize();
+        return MiniBatchTraining.Accuracy(images => Network.Forward(rows.Task.Name, images), test);
+    }
 
     public double Capacity => (double)Network.ParameterCount / TaskHeadNetwork.BaseParameterCount(Settings.HiddenLayerSizes, _classesPerTask);
 

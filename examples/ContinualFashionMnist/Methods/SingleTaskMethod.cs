@@ -11,8 +11,10 @@ public sealed class SingleTaskMethod(ExperimentSettings settings) : IContinualMe
 
     public string Name => ContinualMethods.Stl;
 
-    public void Learn(ContinualTask task, TaskData train, IProgress<TrainingStep> progress)
+    public void Learn(TaskRows rows, IProgress<TrainingStep> progress)
     {
+        var task = rows.Task;
+        using var train = rows.Materialize();
         var network = _networks[task.Name] = new TaskHeadNetwork(settings.HiddenLayerSizes);
         network.AddHead(task.Name, task.ClassNames.Count);
         _classesPerTask.Add(task.ClassNames.Count);
@@ -20,8 +22,11 @@ public sealed class SingleTaskMethod(ExperimentSettings settings) : IContinualMe
             task.Name, train, settings, progress);
     }
 
-    public double Accuracy(ContinualTask task, TaskData test) =>
-        MiniBatchTraining.Accuracy(images => _networks[task.Name].Forward(task.Name, images), test);
+    public double Accuracy(TaskRows rows)
+    {
+        using var test = rows.Materialize();
+        return MiniBatchTraining.Accuracy(images => _networks[rows.Task.Name].Forward(rows.Task.Name, images), test);
+    }
 
     public double Capacity =>
         (double)_networks.Values.Sum(n => n.ParameterCount) / TaskHeadNetwork.BaseParameterCount(settings.HiddenLayerSizes, _classesPerTask);

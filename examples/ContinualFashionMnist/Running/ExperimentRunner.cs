@@ -23,17 +23,10 @@ public static class ExperimentRunner
         var training = new Stopwatch();
         for (int i = 0; i < tasks.Count; i++)
         {
-            using (var train = tasks[i].Materialize(data.Train, settings.TrainLimit))
-            {
-                training.Start();
-                method.Learn(tasks[i], train, progress);
-                training.Stop();
-            }
-            accuracy.Add(tasks.Take(i + 1).Select(task =>
-            {
-                using var test = task.Materialize(data.Test, settings.TestLimit);
-                return method.Accuracy(task, test);
-            }).ToArray());
+            training.Start();
+            method.Learn(new TaskRows(tasks[i], data.Train, settings.TrainLimit), progress);
+            training.Stop();
+            accuracy.Add(tasks.Take(i + 1).Select(task => method.Accuracy(new TaskRows(task, data.Test, settings.TestLimit))).ToArray());
             capacity.Add(method.Capacity);
             savedBytes.Add(method.SavedBytes);
         }
