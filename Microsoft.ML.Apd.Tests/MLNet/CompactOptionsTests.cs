@@ -37,7 +37,7 @@ public sealed class CompactOptionsTests
         }
     }
 
-    /// <summary>The preset is the authors' algorithm: every compactness lever off, every other option the default.</summary>
+    /// <summary>The preset is the authors' algorithm: every compactness lever off and the authors' β, every other option the default.</summary>
     [TestMethod]
     public void PaperPresetIsTheAuthorsAlgorithm()
     {
@@ -47,11 +47,12 @@ public sealed class CompactOptionsTests
         Assert.AreEqual(0.0, paper.ProximalStrength);
         Assert.IsNull(paper.InitialMaskLogit);
         Assert.IsFalse(paper.HalfPrecisionStorage);
+        Assert.AreEqual(1e-2, paper.ConsolidationThreshold);
         var defaults = new ApdTrainer.Options().ToHyperparameters(1);
         Assert.AreEqual(defaults with
         {
             TrainFirstTaskAdaptive = true, AdaptiveStartsAtZero = false, ProximalStrength = 0, InitialMaskLogit = null,
-            HalfPrecisionStorage = false,
+            HalfPrecisionStorage = false, ConsolidationThreshold = 1e-2,
         }, paper);
     }
 
