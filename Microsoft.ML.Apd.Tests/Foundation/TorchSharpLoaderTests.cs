@@ -28,6 +28,30 @@ public sealed class TorchSharpLoaderTests
         Assert.AreEqual(-1, ElfVersionNeeds.Weaken(new byte[100], "GLIBCXX_3.4.32"), "not an ELF file");
     }
 
+    /// <summary>A notebook host runs TorchSharp.dll from the NuGet package folder and gives the runtime no search path
+    /// for libtorch: the loader finds libtorch's own package there, before any libtorch the system has by name.</summary>
+    [TestMethod]
+    public void LibTorchIsFoundInItsPackageBesideTorchSharps()
+    {
+        string packages = Directory.CreateTempSubdirectory("apd-packages-").FullName;
+        try
+        {
+            string torchSharp = Path.Combine(packages, "torchsharp", "0.107.0", "lib", "net8.0", "TorchSharp.dll");
+            string libtorch = Path.Combine(packages, "libtorch-cpu-linux-x64", "2.10.0", "runtimes", "linux-x64", "native", "libtorch.so");
+            foreach (var file in new[] { torchSharp, libtorch, libtorch.Replace("2.10.0", "2.9.0") })
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+                File.WriteAllBytes(file, []);
+            }
+            Assert.AreEqual(libtorch, TorchSharpLoader.PackagedLibTorch(torchSharp, "2.10.0"));
+            Assert.IsNull(TorchSharpLoader.PackagedLibTorch(torchSharp, "2.11.0"), "only the version TorchSharp was built for");
+        }
+        finally
+        {
+            Directory.Delete(packages, recursive: true);
+        }
+    }
+
     [TestMethod]
     public void OnOlderLinuxTorchSharpRunsFromTheFixedCopyInTheUserCache()
     {

@@ -25,7 +25,8 @@ namespace Microsoft.ML.Apd;
 /// symbol or the library's need is weak already. Otherwise it writes the fixed copy to the per-user cache
 /// (<c>$XDG_CACHE_HOME</c>, else <c>~/.cache</c>, then <c>Microsoft.ML.Apd/libLibTorchSharp/&lt;SHA-256 of the
 /// original&gt;/</c>; atomically, by rename, so processes starting together are safe; never into the NuGet cache or
-/// the application's folder), loads libtorch from where TorchSharp itself would, then loads the copy. TorchSharp's
+/// the application's folder), loads the libtorch TorchSharp was built for (the one beside the original library or in
+/// its package, before any found by name), then loads the copy. TorchSharp's
 /// own lookup of <c>libLibTorchSharp.so</c> by name then finds the loaded copy (same soname). Trainers log the outcome
 /// to <c>MLContext.Log</c>.</para>
 /// </remarks>
@@ -73,7 +74,7 @@ public static class TorchSharpLoader
             if (weakened < 0) return $"Microsoft.ML.Apd: {original} is not a 64-bit little-endian ELF library with version needs; left as it is.";
 
             string copy = WriteToCache(UserCache(), key, elf);
-            LoadLibTorch(torchSharp);
+            LoadLibTorch(torchSharp, original);
             NativeLibrary.Load(copy);
             return $"Microsoft.ML.Apd: the system libstdc++ lacks {VersionName}, which {original} asks for; loaded a copy that marks that need weak: {copy}.";
         }
@@ -99,25 +100,35 @@ public static class TorchSharpLoader
     }
 
     /// <summary>
-    /// Loads libtorch (and through it libtorch_cpu, libc10) where TorchSharp would, so the copy's dependencies resolve
-    /// by soname from the cache folder. Hosts that resolve NuGet packages themselves (notebooks) give the runtime no
-    /// search path for them: libtorch then comes from its package beside TorchSharp's, as TorchSharp looks for it.
+    /// Loads the libtorch this TorchSharp was built for (and through it libtorch_cpu, libc10), so the copy's
+    /// dependencies resolve by soname from the cache folder: the one beside the original library (applications), else
+    /// the one in its package beside TorchSharp's (hosts that resolve NuGet packages themselves, such as notebooks, give
+    /// the runtime no search path for it), and only then by name, as the runtime would. By name comes last because it
+    /// can find another libtorch installed system-wide: Debian's libtorch-dev puts libtorch.so 1.13 in /usr/lib.
     /// </summary>
-    private static void LoadLibTorch(Assembly torchSharp)
+    private static void LoadLibTorch(Assembly torchSharp, string original)
     {
-        if (NativeLibrary.TryLoad("torch", torchSharp, null, out _)) return;
-        string packages = Path.GetDirectoryName(TorchSharpPackageFolder(torchSharp)) ?? "";
+        string beside = Path.Combine(Path.GetDirectoryName(original) ?? "", "libtorch.so");
+        if (File.Exists(beside)) { NativeLibrary.Load(beside); return; }
         string version = typeof(torch).GetField("libtorchPackageVersion", BindingFlags.NonPublic | BindingFlags.Static)
             ?.GetRawConstantValue() as string ?? "";
         string nugetVersion = version.EndsWith(".0", StringComparison.Ordinal) && version.Count(c => c == '.') == 3 ? version[..^2] : version;
-        var candidates = Directory.Exists(packages)
+        string? packaged = PackagedLibTorch(torchSharp.Location, nugetVersion);
+        if (packaged is not null) { NativeLibrary.Load(packaged); return; }
+        if (NativeLibrary.TryLoad("torch", torchSharp, null, out _)) return;
+        throw new FileNotFoundException($"libtorch.so (libtorch {nugetVersion}) was found neither beside {original}, nor in a libtorch package beside TorchSharp's, nor by the runtime; reference TorchSharp-cpu or another backend package.");
+    }
+
+    /// <summary>libtorch.so of a libtorch-*-linux-x64 package of <paramref name="nugetVersion"/> in the NuGet package
+    /// folder that holds TorchSharp (…/packages/torchsharp/&lt;version&gt;/lib/&lt;tfm&gt;/TorchSharp.dll), if any.</summary>
+    internal static string? PackagedLibTorch(string torchSharpLocation, string nugetVersion)
+    {
+        string packages = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(torchSharpLocation) ?? "", "..", "..", "..", ".."));
+        return Directory.Exists(packages)
             ? Directory.GetDirectories(packages, "libtorch-*-linux-x64")
                 .Select(p => Path.Combine(p, nugetVersion, "runtimes", "linux-x64", "native", "libtorch.so"))
-                .Where(File.Exists)
-            : [];
-        string libtorch = candidates.FirstOrDefault()
-            ?? throw new FileNotFoundException($"libtorch.so (libtorch {nugetVersion}) was found neither by the runtime nor in {packages}; reference TorchSharp-cpu or another backend package.");
-        NativeLibrary.Load(libtorch);
+                .FirstOrDefault(File.Exists)
+            : null;
     }
 
     /// <summary>…/torchsharp/&lt;version&gt; when TorchSharp.dll runs from its NuGet package (lib/&lt;tfm&gt;/).</summary>
