@@ -95,7 +95,7 @@ public static class TorchSharpLoader
             .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
             .Append(AppContext.BaseDirectory)
             .Append(Path.GetDirectoryName(torchSharp.Location) ?? "")
-            .Append(Path.Combine(TorchSharpPackageFolder(torchSharp), "runtimes", "linux-x64", "native"));
+            .Append(Path.Combine(TorchSharpPackageFolder(torchSharp.Location), "runtimes", "linux-x64", "native"));
         return folders.Select(f => Path.Combine(f, LibraryFile)).FirstOrDefault(File.Exists);
     }
 
@@ -123,7 +123,7 @@ public static class TorchSharpLoader
     /// folder that holds TorchSharp (…/packages/torchsharp/&lt;version&gt;/lib/&lt;tfm&gt;/TorchSharp.dll), if any.</summary>
     internal static string? PackagedLibTorch(string torchSharpLocation, string nugetVersion)
     {
-        string packages = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(torchSharpLocation) ?? "", "..", "..", "..", ".."));
+        string packages = Path.GetFullPath(Path.Combine(TorchSharpPackageFolder(torchSharpLocation), "..", ".."));
         return Directory.Exists(packages)
             ? Directory.GetDirectories(packages, "libtorch-*-linux-x64")
                 .Select(p => Path.Combine(p, nugetVersion, "runtimes", "linux-x64", "native", "libtorch.so"))
@@ -132,8 +132,8 @@ public static class TorchSharpLoader
     }
 
     /// <summary>…/torchsharp/&lt;version&gt; when TorchSharp.dll runs from its NuGet package (lib/&lt;tfm&gt;/).</summary>
-    private static string TorchSharpPackageFolder(Assembly torchSharp)
-        => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(torchSharp.Location) ?? "", "..", ".."));
+    private static string TorchSharpPackageFolder(string torchSharpLocation)
+        => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(torchSharpLocation) ?? "", "..", ".."));
 
     /// <summary>$XDG_CACHE_HOME, else ~/.cache: the user's own, never a shared folder another user could write to.</summary>
     private static string UserCache() => Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
