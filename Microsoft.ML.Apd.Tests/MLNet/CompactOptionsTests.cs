@@ -16,6 +16,7 @@ public sealed class CompactOptionsTests
         o.InitialMaskLogit = 3;
         o.HalfPrecisionStorage = true;
         o.ConsolidationInterval = 2;
+        o.LowRankAdaptiveRank = 4;
         return o;
     }
 
@@ -28,6 +29,10 @@ public sealed class CompactOptionsTests
             (o => o.ProximalStrength = -0.1, nameof(ApdTrainer.Options.ProximalStrength)),
             (o => o.ProximalStrength = double.PositiveInfinity, nameof(ApdTrainer.Options.ProximalStrength)),
             (o => o.InitialMaskLogit = double.NaN, nameof(ApdTrainer.Options.InitialMaskLogit)),
+            (o => o.LowRankAdaptiveRank = -1, nameof(ApdTrainer.Options.LowRankAdaptiveRank)),
+            (o => o.LowRankAdaptiveRank = 257, nameof(ApdTrainer.Options.LowRankAdaptiveRank)), // the first layer has 256 outputs
+            (o => o.LowRankLearningRateMultiplier = 0, nameof(ApdTrainer.Options.LowRankLearningRateMultiplier)),
+            (o => o.LowRankLearningRateMultiplier = double.NaN, nameof(ApdTrainer.Options.LowRankLearningRateMultiplier)),
         })
         {
             var options = new ApdTrainer.Options();
@@ -56,7 +61,7 @@ public sealed class CompactOptionsTests
         }, paper);
     }
 
-    /// <summary>With every lever on (half-precision storage, a consolidation after two tasks): the model Fit returns
+    /// <summary>With every lever on (half-precision storage, a low-rank part, a consolidation after two tasks): the model Fit returns
     /// predicts exactly as the one saved and loaded, and continuing either gives the same bytes.</summary>
     [TestMethod]
     public void SaveLoadPredictAndContinueAreBitExactWithHalfPrecision()

@@ -97,6 +97,18 @@ public sealed class OnnxExportTests
         }
     }
 
+    /// <summary>A task's low-rank part U_t V_tᵀ is in the graph as the product of its two factors.</summary>
+    [TestMethod]
+    public void LowRankPartsExportAsTheProductOfTheirFactors()
+    {
+        var data = _ml.Data.LoadFromEnumerable(_tenTaskRows.Where(r => r.TaskId is "t0" or "t1" or "t2").ToList());
+        var options = TinyData.FastOptions();
+        options.LowRankAdaptiveRank = 3;
+        using var model = _ml.MulticlassClassification.Trainers.Apd(options).Fit(data);
+        Assert.IsNotNull(model.Network.Layers[0].Slots["t2"].LowRank);
+        AssertSameAsTransform(model.Transform(data), Score(Export(model, data), data), padded: true);
+    }
+
     [TestMethod]
     public void UnscorableRowsGetNaNScoresAndTheMissingLabelAsInTransform()
     {

@@ -4,7 +4,8 @@ namespace Microsoft.ML.Apd.Engine;
 
 // Scoring rows for every task at once (task inference). In a fully-connected network the first layer dominates the
 // cost (784·256 of 784·256 + 256·128 weights), and θ_t = σ ⊙ M_t + A_t (A_t = σ̃_g(t) + τ_t, sparse) factors it:
-// x θ_tᵀ = (x σᵀ) ⊙ m_t + x A_tᵀ. So x σᵀ is computed once for all tasks, and each task adds its sparse A_t.
+// x θ_tᵀ = (x σᵀ) ⊙ m_t + x A_tᵀ. So x σᵀ is computed once for all tasks, and each task adds its sparse A_t (and, when
+// it has a low-rank part, (x V_t) U_tᵀ: r·(in + out) operations per row).
 internal sealed partial class ApdNetwork
 {
     /// <summary>
@@ -35,7 +36,10 @@ internal sealed partial class ApdNetwork
             var head = HeadOf(task);
             var thetas = Composed(task);
             var (mask, adaptive) = FirstLayerFactors(task);
-            var h = nn.functional.relu(shared * mask + adaptive.mm(columns).t() + first.Slots[task].Bias);
+            var slot = first.Slots[task];
+            var preActivation = shared * mask + adaptive.mm(columns).t() + slot.Bias;
+            if (slot.LowRank is { } lowRank) preActivation += x.mm(lowRank.Right).mm(lowRank.Left.t());
+            var h = nn.functional.relu(preActivation);
             for (int l = 1; l < _layers.Count; l++)
                 h = _layers[l].Apply(h, thetas[l], _layers[l].Slots[task].Bias);
             logits[t] = nn.functional.linear(h, head.Weight, head.Bias).MoveToOuterDisposeScope();
@@ -43,7 +47,7 @@ internal sealed partial class ApdNetwork
         return logits.Select(l => l.MoveToOuterDisposeScope()).ToArray();
     }
 
-    /// <summary>m_t as [1, out] and A_t of the first layer as a sparse COO tensor [out, in], cached in
+    /// <summary>m_t as [1, out] and the sparse A_t of the first layer as a sparse COO tensor [out, in], cached in
     /// <see cref="WeightCache"/> (new handles in the caller's scope, as <see cref="Composed"/>).</summary>
     private (Tensor Mask, Tensor Adaptive) FirstLayerFactors(string task) =>
         _cache.Use(task, t =>
@@ -51,7 +55,7 @@ internal sealed partial class ApdNetwork
             using var scope = NewDisposeScope();
             var layer = _layers[0];
             var mask = sigmoid(layer.Slots[t].MaskLogits).reshape(1, -1);
-            var full = layer.FullAdaptive(t);
+            var full = layer.SparseAdaptivePart(t);
             long nonZeros = full.count_nonzero().item<long>();
             return new FirstLayer(mask.DetachFromDisposeScope(), full.to_sparse().DetachFromDisposeScope(),
                 // COO: [2, nnz] int64 positions and nnz float32 values.

@@ -224,8 +224,10 @@ internal sealed partial class ApdNetwork : IDisposable
             {
                 masks += NonZeros(slot.MaskLogits);
                 biases += NonZeros(slot.Bias);
-                adaptive += slot.Adaptive.NonZeros;
-                perTask[task] += slot.Adaptive.NonZeros;
+                // τ_t's stored elements and U_t, V_t's parameters: the task's adaptive part.
+                long taskAdaptive = slot.Adaptive.NonZeros + (slot.LowRank?.ParameterCount ?? 0);
+                adaptive += taskAdaptive;
+                perTask[task] += taskAdaptive;
             }
             long locallyShared = layer.LocallyShared.Values.Sum(s => s.NonZeros);
             layers.Add(new LayerCapacity($"{layer.Kind}{l + 1}", NonZeros(layer.Shared), masks, biases, adaptive, locallyShared, 0));
@@ -261,7 +263,7 @@ internal sealed partial class ApdNetwork : IDisposable
         // One check over every stored value at once (a copy of the model's values, no per-tensor round trip); the
         // search below only runs to name the culprit.
         var everything = _layers.SelectMany(layer => layer.Slots.Values
-                .SelectMany(slot => new[] { slot.MaskLogits, slot.Bias, slot.Adaptive.Values })
+                .SelectMany(slot => new[] { slot.MaskLogits, slot.Bias, slot.Adaptive.Values }.Concat(LowRankFactors(slot)))
                 .Concat(layer.LocallyShared.Values.Select(local => local.Values))
                 .Append(layer.Shared))
             .Concat(_heads.Values.SelectMany(head => new[] { head.Weight, head.Bias }))
@@ -274,7 +276,7 @@ internal sealed partial class ApdNetwork : IDisposable
             string name = $"layer {layer.Kind}{l + 1}";
             if (!Finite(layer.Shared)) return $"σ of {name}";
             foreach (var (task, slot) in layer.Slots)
-                if (!Finite(slot.MaskLogits) || !Finite(slot.Bias) || !Finite(slot.Adaptive.Values))
+                if (!Finite(slot.MaskLogits) || !Finite(slot.Bias) || !Finite(slot.Adaptive.Values) || !LowRankFactors(slot).All(Finite))
                     return $"task '{task}''s mask, bias or τ in {name}";
             foreach (var (g, local) in layer.LocallyShared)
                 if (!Finite(local.Values)) return $"the locally-shared σ̃ of group {g} in {name}";
@@ -285,6 +287,8 @@ internal sealed partial class ApdNetwork : IDisposable
             if (!Finite(inputs.Mean) || !Finite(inputs.Variance)) return $"task '{task}''s model of its inputs";
         return null;
     }
+
+    private static Tensor[] LowRankFactors(TaskSlot slot) => slot.LowRank is { } lowRank ? [lowRank.Left, lowRank.Right] : [];
 
     /// <summary>An independent copy (same device) that shares the stored tensors' storage instead of copying it:
     /// stored tensors are immutable (every change — training, retroactive update, consolidation, forgetting — replaces

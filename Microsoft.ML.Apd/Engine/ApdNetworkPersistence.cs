@@ -4,16 +4,18 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>Binary format of an <see cref="ApdNetwork"/>: little-endian, float32 dense tensors, sparse τ and σ̃ as
-/// (count, positions, values). Version 3 (this build writes it) stores each sparse tensor's positions in the smaller
+/// (count, positions, values). Version 5 (this build writes it) stores each sparse tensor's positions in the smaller
 /// of two encodings — LEB128 varints of the gaps between successive flat positions, or a bitmap of the dense shape —
 /// and its values as float16 when every value is exactly a float16 (half-precision storage rounds them so), float32
-/// otherwise, and after each task's head a flag and, when set, the task's model of its inputs (μ_t, v_t dense). Version 3
-/// (still read) had no input models; version 2 (still read) had int32 indices or a bitmap, and float32 values. Every count and shape is validated against <see cref="ApdLimits"/> and
+/// otherwise; after each task's head a flag and, when set, the task's model of its inputs (μ_t, v_t dense); and after
+/// each task slot its low-rank rank r (0: none) and, when r &gt; 0, U_t and V_t encoded like sparse values. Version 4
+/// (still read) had no low-rank parts; version 3 (still read) no input models; version 2 (still read) had int32
+/// indices or a bitmap, and float32 values. Every count and shape is validated against <see cref="ApdLimits"/> and
 /// against the bytes that remain before anything is allocated.</summary>
 internal sealed partial class ApdNetwork
 {
     private const uint Magic = 0x31445041; // "APD1"
-    private const int FormatVersion = 4;
+    private const int FormatVersion = 5;
     private const int OldestReadableVersion = 2;
 
     /// <summary>Writes everything needed to predict and continue training (no optimizer state).</summary>
@@ -58,6 +60,10 @@ internal sealed partial class ApdNetwork
                 WriteDense(writer, slot.Bias);
                 WriteSparse(writer, slot.Adaptive);
                 writer.Write(slot.Group ?? -1);
+                writer.Write((int)(slot.LowRank?.Rank ?? 0));
+                if (slot.LowRank is not { } lowRank) continue;
+                WriteValues(writer, lowRank.Left);
+                WriteValues(writer, lowRank.Right);
             }
             writer.Write(layer.LocallyShared.Count);
             foreach (var (g, local) in layer.LocallyShared.OrderBy(p => p.Key))
@@ -87,7 +93,8 @@ internal sealed partial class ApdNetwork
         {
             bytes += Dense(layer.WeightCount) + sizeof(int);
             foreach (var slot in layer.Slots.Values)
-                bytes += 2 * Dense(layer.OutputCount) + Sparse(slot.Adaptive) + sizeof(int);
+                bytes += 2 * Dense(layer.OutputCount) + Sparse(slot.Adaptive) + 2 * sizeof(int)
+                    + (slot.LowRank is { } lowRank ? 2 + lowRank.ParameterCount * sizeof(float) : 0);
             foreach (var local in layer.LocallyShared.Values)
                 bytes += sizeof(int) + Sparse(local);
         }
@@ -167,17 +174,19 @@ internal sealed partial class ApdNetwork
                     var maskLogits = ReadDense(reader, [shape[0]], device);
                     Tensor? bias = null;
                     SparseAdaptive? adaptive = null;
+                    LowRankAdaptive? lowRank = null;
                     try
                     {
                         bias = ReadDense(reader, [shape[0]], device);
                         adaptive = ReadSparse(reader, shape, device, version);
                         int group = reader.ReadInt32();
                         if (group < -1) throw new InvalidDataException("Invalid group id.");
-                        layer.Slots[task] = new TaskSlot(maskLogits, bias, adaptive, group >= 0 ? group : null);
+                        lowRank = version >= 5 ? ReadLowRank(reader, shape, device) : null;
+                        layer.Slots[task] = new TaskSlot(maskLogits, bias, adaptive, group >= 0 ? group : null, lowRank);
                     }
                     catch
                     {
-                        maskLogits.Dispose(); bias?.Dispose(); adaptive?.Dispose();
+                        maskLogits.Dispose(); bias?.Dispose(); adaptive?.Dispose(); lowRank?.Dispose();
                         throw;
                     }
                 }
@@ -201,6 +210,18 @@ internal sealed partial class ApdNetwork
             network?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A slot's rank and, when it is not 0, U [out, r] and V [fan-in, r] (null for rank 0).</summary>
+    private static LowRankAdaptive? ReadLowRank(BinaryReader reader, long[] shape, Device device)
+    {
+        long outputs = shape[0], fanIn = LowRankAdaptive.FanIn(shape);
+        int rank = ReadCount(reader, (int)Math.Min(outputs, int.MaxValue), "low-rank rank");
+        if (rank == 0) return null;
+        if (rank * Math.Max(outputs, fanIn) > ApdLimits.MaxTensorElements) throw new InvalidDataException("Low-rank factor too large.");
+        var left = tensor(ReadValues(reader, rank * outputs), [outputs, rank], device: device);
+        try { return new LowRankAdaptive(left, tensor(ReadValues(reader, rank * fanIn), [fanIn, rank], device: device)); }
+        catch { left.Dispose(); throw; }
     }
 
     private static TaskInputModel ReadInputModel(BinaryReader reader, int inputSize, Device device)
@@ -284,6 +305,19 @@ internal sealed partial class ApdNetwork
             foreach (long index in indices) bitmap[index >> 3] |= (byte)(1 << (int)(index & 7));
             writer.Write(bitmap);
         }
+        WriteValues(writer, values);
+    }
+
+    /// <summary>A tensor's values in row-major order, as float16 when every value is exactly a float16 (half-precision
+    /// storage rounds them so), else float32, after a byte that says which.</summary>
+    private static void WriteValues(BinaryWriter writer, Tensor tensor)
+    {
+        using var scope = NewDisposeScope();
+        WriteValues(writer, tensor.detach().cpu().contiguous().data<float>().ToArray());
+    }
+
+    private static void WriteValues(BinaryWriter writer, float[] values)
+    {
         if (values.All(v => (float)(Half)v == v))
         {
             writer.Write(HalfPrecision);
@@ -295,6 +329,14 @@ internal sealed partial class ApdNetwork
             writer.Write(MemoryMarshal.AsBytes(values.AsSpan()));
         }
     }
+
+    /// <summary>Reads what <see cref="WriteValues(BinaryWriter, float[])"/> wrote.</summary>
+    private static float[] ReadValues(BinaryReader reader, long count) => reader.ReadByte() switch
+    {
+        SinglePrecision => ReadFloats(reader, count),
+        HalfPrecision => ReadHalves(reader, count),
+        var kind => throw new InvalidDataException($"Unknown value encoding {kind}."),
+    };
 
     private static long BitmapBytes(long size) => (size + 7) / 8;
 
@@ -344,12 +386,7 @@ internal sealed partial class ApdNetwork
             Gaps when version >= 3 => ReadGaps(reader, count, size),
             var kind => throw new InvalidDataException($"Unknown sparse encoding {kind}."),
         };
-        var values = version < 3 ? ReadFloats(reader, count) : reader.ReadByte() switch
-        {
-            SinglePrecision => ReadFloats(reader, count),
-            HalfPrecision => ReadHalves(reader, count),
-            var kind => throw new InvalidDataException($"Unknown value encoding {kind}."),
-        };
+        var values = version < 3 ? ReadFloats(reader, count) : ReadValues(reader, count);
         return SparseAdaptive.FromParts(shape, tensor(indices, device: device), tensor(values, device: device));
     }
 

@@ -5,7 +5,7 @@ namespace Microsoft.ML.Apd.Engine;
 /// <summary>
 /// What fully-connected and convolution layers share in APD: the shared weights σ, one <see cref="TaskSlot"/> per task
 /// and the locally-shared tensors σ̃_g of the last consolidation. A task's effective weights are
-/// θ_t = σ ⊙ M_t + (σ̃_{g(t)} + τ_t), M_t = sigmoid(v_t) broadcast over everything but the output dimension.
+/// θ_t = σ ⊙ M_t + (σ̃_{g(t)} + τ_t [+ U_t V_tᵀ]), M_t = sigmoid(v_t) broadcast over everything but the output dimension.
 /// </summary>
 internal abstract class DecomposedLayer : IDisposable
 {
@@ -37,12 +37,19 @@ internal abstract class DecomposedLayer : IDisposable
     /// <summary>θ = σ ⊙ M + A for a dense A (τ, or σ̃ + τ), differentiable.</summary>
     public Tensor Compose(Tensor shared, Tensor maskLogits, Tensor adaptive) => shared * Mask(maskLogits) + adaptive;
 
-    /// <summary>The full adaptive part σ̃_{g(t)} + τ_t of a stored task, dense (caller's scope).</summary>
-    public Tensor FullAdaptive(string task)
+    /// <summary>The sparse adaptive part σ̃_{g(t)} + τ_t of a stored task, dense (caller's scope).</summary>
+    public Tensor SparseAdaptivePart(string task)
     {
         var slot = Slots[task];
         var adaptive = slot.Adaptive.ToDense();
         return slot.Group is int g && LocallyShared.TryGetValue(g, out var local) ? local.ToDense() + adaptive : adaptive;
+    }
+
+    /// <summary>The full adaptive part σ̃_{g(t)} + τ_t + U_t V_tᵀ of a stored task, dense (caller's scope).</summary>
+    public Tensor FullAdaptive(string task)
+    {
+        var sparse = SparseAdaptivePart(task);
+        return Slots[task].LowRank is { } lowRank ? sparse + lowRank.ToDense(WeightShape) : sparse;
     }
 
     /// <summary>θ_t of a stored task (thresholded τ), dense, no autograd (caller's scope).</summary>

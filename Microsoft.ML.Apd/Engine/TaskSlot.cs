@@ -4,17 +4,19 @@ namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>
 /// One task's private part of one decomposed layer, as stored between trainings: mask logits v_t (M_t = sigmoid(v_t),
-/// one per output unit / channel), bias b_t, the thresholded adaptive weights τ_t (sparse) and, after a
-/// consolidation, the id of the cluster whose locally-shared σ̃_g the task uses.
+/// one per output unit / channel), bias b_t, the thresholded adaptive weights τ_t (sparse), the low-rank adaptive
+/// part U_t V_tᵀ when the task has one and, after a consolidation, the id of the cluster whose locally-shared σ̃_g the
+/// task uses.
 /// </summary>
 internal sealed class TaskSlot : IDisposable
 {
-    public TaskSlot(Tensor maskLogits, Tensor bias, SparseAdaptive adaptive, int? group = null)
+    public TaskSlot(Tensor maskLogits, Tensor bias, SparseAdaptive adaptive, int? group = null, LowRankAdaptive? lowRank = null)
     {
         MaskLogits = maskLogits;
         Bias = bias;
         Adaptive = adaptive;
         Group = group;
+        LowRank = lowRank;
     }
 
     /// <summary>v_t, [out].</summary>
@@ -23,6 +25,8 @@ internal sealed class TaskSlot : IDisposable
     public Tensor Bias { get; }
     /// <summary>τ_t after the hard threshold |τ| ≤ λ₁ ⇒ 0.</summary>
     public SparseAdaptive Adaptive { get; private set; }
+    /// <summary>U_t V_tᵀ (null: none; see <see cref="ApdHyperparameters.LowRankAdaptiveRank"/>).</summary>
+    public LowRankAdaptive? LowRank { get; }
     /// <summary>Cluster g(t) of the last consolidation (null before the task's first consolidation). The cluster has a
     /// locally-shared σ̃_g only when it had more than one member; its members' mean is the next K-means start.</summary>
     public int? Group { get; set; }
@@ -35,12 +39,13 @@ internal sealed class TaskSlot : IDisposable
     }
 
     /// <summary>The same slot for another network: new handles on the same immutable tensors (nothing copied).</summary>
-    public TaskSlot Share() => new(TensorOwnership.Share(MaskLogits), TensorOwnership.Share(Bias), Adaptive.Share(), Group);
+    public TaskSlot Share() => new(TensorOwnership.Share(MaskLogits), TensorOwnership.Share(Bias), Adaptive.Share(), Group, LowRank?.Share());
 
     public void Dispose()
     {
         MaskLogits.Dispose();
         Bias.Dispose();
         Adaptive.Dispose();
+        LowRank?.Dispose();
     }
 }

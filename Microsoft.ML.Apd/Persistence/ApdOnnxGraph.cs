@@ -187,7 +187,7 @@ internal sealed class ApdOnnxGraph
         return Op("Softmax", [logits], n => n.AddAttribute("axis", 1L));
     }
 
-    /// <summary>θ_t of layer <paramref name="l"/>: σ ⊙ sigmoid(v_t) + (σ̃_{g(t)} + τ_t), as <see cref="DecomposedLayer.ComposeStored"/>.</summary>
+    /// <summary>θ_t of layer <paramref name="l"/>: σ ⊙ sigmoid(v_t) + (σ̃_{g(t)} + τ_t + U_t V_tᵀ), as <see cref="DecomposedLayer.ComposeStored"/>.</summary>
     private string Theta(int l, string task)
     {
         var layer = _network.Layers[l];
@@ -203,6 +203,14 @@ internal sealed class ApdOnnxGraph
             if (!_locallyShared.TryGetValue((l, g), out string? shared) && Dense(local) is { } dense)
                 _locallyShared[(l, g)] = shared = dense;
             if (shared is not null) adaptive = adaptive is null ? shared : Op("Add", [shared, adaptive]);
+        }
+        if (slot.LowRank is { } lowRank)
+        {
+            // U [out, r] · Vᵀ [r, fan-in], reshaped to the weight shape: r·(out + fan-in) values in the file.
+            using var transposed = lowRank.Right.t();
+            string product = Op("MatMul", [Floats(lowRank.Left, lowRank.Left.shape), Floats(transposed, transposed.shape)]);
+            string dense = Op("Reshape", [product, Longs(layer.WeightShape, [layer.WeightShape.Length])]);
+            adaptive = adaptive is null ? dense : Op("Add", [adaptive, dense]);
         }
         return adaptive is null ? masked : Op("Add", [masked, adaptive]);
     }

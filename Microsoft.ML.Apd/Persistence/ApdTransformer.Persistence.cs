@@ -14,7 +14,7 @@ namespace Microsoft.ML.Apd;
 // Payload by format version:
 //   3 (written): ScoringColumns (feature, label, task id, score, predicted label, predicted task, task confidence),
 //      bool require task id, bool+string selected task, LabelColumnType, int task count, per task (in learned order):
-//      string name + TaskLabelSet, int64 length + ApdNetwork.Save bytes (network format 4; formats 3 and 2 are read).
+//      string name + TaskLabelSet, int64 length + ApdNetwork.Save bytes (network format 5; formats 4, 3 and 2 are read).
 //   1 (read): string feature column, string label column, string task id column, bool+string selected task,
 //      LabelColumnType, int task count, per task: string name + TaskLabelSet, bool+hyperparameters of the last Fit
 //      (15 values, skipped: nothing reads them), int64 length + ApdNetwork.Save bytes (network format 2). Outputs get

@@ -9,7 +9,7 @@ namespace Microsoft.ML.Apd;
 /// <param name="Shared">Non-zeros of the task-shared parameters σ.</param>
 /// <param name="Masks">Parameters of the task-adaptive masks M_t, over all tasks.</param>
 /// <param name="Biases">Biases b_t, over all tasks.</param>
-/// <param name="Adaptive">Non-zeros of the sparse task-adaptive parameters τ_t, over all tasks.</param>
+/// <param name="Adaptive">Non-zeros of the sparse task-adaptive parameters τ_t, plus the parameters of the low-rank parts U_t, V_t (<see cref="ApdTrainer.Options.LowRankAdaptiveRank"/>), over all tasks.</param>
 /// <param name="LocallyShared">Non-zeros of the locally shared parameters σ̃ of task clusters (after consolidation).</param>
 /// <param name="Heads">Per-task parameters outside the decomposed layers: the task heads (in the <c>"heads"</c> row)
 /// or the tasks' input models (in the <c>"inputs"</c> row).</param>

@@ -39,7 +39,8 @@ public sealed class ApdModelStatistics
     /// <summary>Stored parameters per decomposed layer.</summary>
     public IReadOnlyList<ApdLayerStatistics> Layers { get; }
 
-    /// <summary>Non-zeros of each task's sparse task-adaptive parameters τ_t, summed over layers.</summary>
+    /// <summary>Non-zeros of each task's sparse task-adaptive parameters τ_t, summed over layers, plus the parameters of its
+    /// low-rank part U_t, V_t when it has one.</summary>
     public IReadOnlyDictionary<string, long> AdaptiveNonZerosPerTask { get; }
 
     /// <summary>Groups of tasks that share locally shared parameters after hierarchical knowledge consolidation.</summary>

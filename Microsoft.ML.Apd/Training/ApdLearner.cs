@@ -70,7 +70,7 @@ internal static class ApdLearner
         using var generator = new Generator((ulong)(h.Seed * 1_000_003L + network.Tasks.Count + 1), device);
         network.InvalidateCache();
         using var session = new TaskTrainingSession(network, task, classCount, h, generator);
-        using var optimizer = new FlatAdam(session.TrainableParameters.ToList(), h.LearningRate);
+        using var optimizer = new FlatAdam(session.OptimizerGroups, h.LearningRate);
         // The task's model of its inputs, from the first epoch's rows (every epoch delivers every row once).
         using var inputs = new TaskInputModel.Accumulator(inputSize, device);
         int batches = (int)((count + h.BatchSize - 1) / h.BatchSize);

@@ -11,19 +11,36 @@ namespace Microsoft.ML.Apd.Engine;
 /// gradient, at its slice (autograd accumulates into an existing gradient in place, so backward fills the flat
 /// gradient buffer). A step is then six elementwise operations on one tensor instead of about as many per parameter:
 /// at APD's sizes the native-call overhead of TorchSharp's per-parameter Adam cost as much as the arithmetic.
+/// Parameter groups with their own learning-rate multiplier (the low-rank factors U, V) are consecutive slices of
+/// the buffer; only the last operation of a step runs per group.
 /// </para>
 /// </summary>
 internal sealed class FlatAdam : IDisposable
 {
     private const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
     private readonly Tensor _values, _gradients, _firstMoment, _secondMoment;
+    // (start, length, learning-rate multiplier) of each group's slice.
+    private readonly (long Start, long Count, double RateMultiplier)[] _groups;
     private int _step;
 
     /// <summary>Takes over the storage of <paramref name="parameters"/> (same device and dtype, float32).</summary>
     public FlatAdam(IReadOnlyList<Parameter> parameters, double learningRate)
+        : this([new ParameterGroup(parameters, 1)], learningRate) { }
+
+    /// <summary>Takes over the storage of every group's parameters; a group's learning rate is γ × its multiplier.</summary>
+    public FlatAdam(IReadOnlyList<ParameterGroup> groups, double learningRate)
     {
+        var parameters = groups.SelectMany(g => g.Parameters).ToList();
         ArgumentOutOfRangeException.ThrowIfZero(parameters.Count);
         LearningRate = learningRate;
+        long start = 0;
+        _groups = groups.Select(g =>
+        {
+            long count = g.Parameters.Sum(p => p.numel());
+            var slice = (start, count, g.RateMultiplier);
+            start += count;
+            return slice;
+        }).ToArray();
         long total = parameters.Sum(p => p.numel());
         var device = parameters[0].device;
         _values = zeros(total, device: device);
@@ -58,7 +75,15 @@ internal sealed class FlatAdam : IDisposable
         _firstMoment.mul_(Beta1).add_(_gradients, 1 - Beta1);
         _secondMoment.mul_(Beta2).addcmul_(_gradients, _gradients, 1 - Beta2);
         var denominator = _secondMoment.sqrt().div_(Math.Sqrt(secondCorrection)).add_(Epsilon);
-        _values.addcdiv_(_firstMoment, denominator, -LearningRate / firstCorrection);
+        if (_groups.Length == 1)
+        {
+            _values.addcdiv_(_firstMoment, denominator, -LearningRate * _groups[0].RateMultiplier / firstCorrection);
+            return;
+        }
+        foreach (var (start, count, multiplier) in _groups)
+            if (count > 0)
+                _values.narrow(0, start, count).addcdiv_(_firstMoment.narrow(0, start, count), denominator.narrow(0, start, count),
+                    -LearningRate * multiplier / firstCorrection);
     }
 
     /// <summary>True when every parameter is finite: one reduction over the flat buffer.</summary>
@@ -76,3 +101,6 @@ internal sealed class FlatAdam : IDisposable
         _secondMoment.Dispose();
     }
 }
+
+/// <summary>Parameters that <see cref="FlatAdam"/> steps with γ × <paramref name="RateMultiplier"/>.</summary>
+internal sealed record ParameterGroup(IReadOnlyList<Parameter> Parameters, double RateMultiplier);

@@ -7,8 +7,9 @@ namespace Microsoft.ML.Apd.Engine;
 /// <summary>
 /// The trainable state while task t is learned: σ of every layer, task t's v_t, τ_t, b_t and head, and (through
 /// <see cref="IRetroactiveUpdate"/>) the earlier τ_i, trained with the others (Exact) or solved in closed form
-/// (Fast). Earlier masks, biases and heads are not parameters at all, so they cannot move. <see cref="Commit"/>
-/// writes the result into the network.
+/// (Fast). Earlier masks, biases and heads are not parameters at all, so they cannot move. With a low-rank rank r &gt; 0,
+/// every task after the first also trains U_t, V_t of the first layer (<see cref="LowRankAdaptive"/>), at its own
+/// learning rate. <see cref="Commit"/> writes the result into the network.
 /// </summary>
 internal sealed class TaskTrainingSession : IDisposable
 {
@@ -46,6 +47,15 @@ internal sealed class TaskTrainingSession : IDisposable
             long headInput = network.HeadInputSize;
             HeadWeight = Trainable(VarianceScaling.Sample([classCount, headInput], headInput, generator, device));
             HeadBias = Trainable(VarianceScaling.Sample([classCount], classCount, generator, device));
+            // The first task has nothing to adapt from: σ carries it. Later tasks start at U_t V_tᵀ = 0 (U = 0) with V
+            // drawn like every variable, so U's gradient is not zero (as LoRA starts).
+            if (!_isFirstTask && hyperparameters.LowRankAdaptiveRank is > 0 and var rank)
+            {
+                var first = network.Layers[0];
+                long fanIn = LowRankAdaptive.FanIn(first.WeightShape);
+                LowRank = (Trainable(zeros([first.OutputCount, rank], device: device)),
+                    Trainable(VarianceScaling.Sample([fanIn, rank], fanIn, generator, device)));
+            }
         }
         Retroactive = RetroactiveUpdate.Create(network, hyperparameters);
     }
@@ -79,14 +89,31 @@ internal sealed class TaskTrainingSession : IDisposable
     public List<Parameter> Biases { get; } = new();
     public Parameter HeadWeight { get; }
     public Parameter HeadBias { get; }
+    /// <summary>U_t [out, r] and V_t [fan-in, r] of the first layer; null on the first task or with rank 0.</summary>
+    public (Parameter Left, Parameter Right)? LowRank { get; }
     public IRetroactiveUpdate Retroactive { get; }
 
-    public IEnumerable<Parameter> TrainableParameters
-        => Shared.Concat(MaskLogits).Concat(_trainsAdaptive ? Adaptive : []).Concat(Biases).Append(HeadWeight).Append(HeadBias).Concat(Retroactive.Parameters);
+    private IEnumerable<Parameter> LowRankParameters => LowRank is var (left, right) ? [left, right] : [];
 
-    /// <summary>Logits of task t with θ_t = σ ⊙ M_t + τ_t (τ_t dense, not thresholded: thresholding is for storage).</summary>
+    /// <summary>Everything trained at the learning rate γ.</summary>
+    private IEnumerable<Parameter> FullRateParameters
+        => Shared.Concat(MaskLogits).Concat(_trainsAdaptive ? Adaptive : []).Concat(Biases).Append(HeadWeight).Append(HeadBias)
+            .Concat(Retroactive.Parameters);
+
+    public IEnumerable<Parameter> TrainableParameters => FullRateParameters.Concat(LowRankParameters);
+
+    /// <summary>What the optimizer steps: U_t and V_t at γ × LowRankLearningRateMultiplier (they start at a zero product
+    /// and must reach a dense change within the task's steps), everything else at γ.</summary>
+    public IReadOnlyList<ParameterGroup> OptimizerGroups
+        => [new(FullRateParameters.ToList(), 1), new(LowRankParameters.ToList(), _hyperparameters.LowRankLearningRateMultiplier)];
+
+    /// <summary>Logits of task t with θ_t = σ ⊙ M_t + τ_t [+ U_t V_tᵀ] (τ_t dense, not thresholded: thresholding is for storage).</summary>
     public Tensor Logits(Tensor features)
-        => _network.ForwardWith(features, l => (_network.Layers[l].Compose(Shared[l], MaskLogits[l], Adaptive[l]), Biases[l]), HeadWeight, HeadBias);
+        => _network.ForwardWith(features, l => (_network.Layers[l].Compose(Shared[l], MaskLogits[l], AdaptiveOf(l)), Biases[l]), HeadWeight, HeadBias);
+
+    /// <summary>The adaptive part of layer l being trained: τ_t, plus U_t V_tᵀ on the first layer when the task has one.</summary>
+    private Tensor AdaptiveOf(int l)
+        => l == 0 && LowRank is var (left, right) ? Adaptive[0] + LowRankAdaptive.Product(left, right, _network.Layers[0].WeightShape) : Adaptive[l];
 
     /// <summary>The full APD objective for one batch as one differentiable expression (see <see cref="ApdObjective"/>):
     /// the reference <see cref="Backward"/>'s gradients are checked against.</summary>
@@ -152,15 +179,21 @@ internal sealed class TaskTrainingSession : IDisposable
         {
             _network.Layers[l].ReplaceShared(TensorOwnership.Copy(Shared[l]));
             slots.Add(new TaskSlot(TensorOwnership.Copy(MaskLogits[l]), TensorOwnership.Copy(Biases[l]),
-                SparseAdaptive.FromDense(Adaptive[l], threshold, _hyperparameters.HalfPrecisionStorage)));
+                SparseAdaptive.FromDense(Adaptive[l], threshold, _hyperparameters.HalfPrecisionStorage),
+                lowRank: l == 0 && LowRank is var (left, right) ? new LowRankAdaptive(Stored(left), Stored(right)) : null));
         }
         Retroactive.Commit(_network);
         _network.AddTask(Task, new TaskHead(TensorOwnership.Copy(HeadWeight), TensorOwnership.Copy(HeadBias)), slots, inputs);
     }
 
+    /// <summary>A trained factor as stored: a copy, rounded to float16 with half-precision storage (the model Fit returns
+    /// then computes with exactly the values a saved file holds).</summary>
+    private Tensor Stored(Parameter factor)
+        => TensorOwnership.Keep(() => _hyperparameters.HalfPrecisionStorage ? SparseAdaptive.RoundToHalf(factor.detach()) : factor.detach().clone());
+
     public void Dispose()
     {
-        foreach (var p in Shared.Concat(MaskLogits).Concat(Adaptive).Concat(Biases)) p.Dispose();
+        foreach (var p in Shared.Concat(MaskLogits).Concat(Adaptive).Concat(Biases).Concat(LowRankParameters)) p.Dispose();
         HeadWeight.Dispose();
         HeadBias.Dispose();
         Retroactive.Dispose();

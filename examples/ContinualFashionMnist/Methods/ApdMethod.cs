@@ -37,6 +37,8 @@ public sealed class ApdMethod : IContinualMethod
         o.ProximalStrength = settings.ApdProximalStrength ?? o.ProximalStrength;
         o.InitialMaskLogit = settings.ApdInitialMaskLogit is { } logit ? (double.IsNaN(logit) ? null : logit) : o.InitialMaskLogit;
         o.HalfPrecisionStorage = settings.ApdHalfPrecisionStorage ?? o.HalfPrecisionStorage;
+        o.LowRankAdaptiveRank = settings.ApdLowRankRank ?? o.LowRankAdaptiveRank;
+        o.LowRankLearningRateMultiplier = settings.ApdLowRankLearningRateMultiplier ?? o.LowRankLearningRateMultiplier;
         o.Progress = progress;
         return o;
     }

@@ -38,6 +38,10 @@ public sealed record ExperimentSettings
     /// <summary>A mask logit, or NaN for the random initialisation.</summary>
     public double? ApdInitialMaskLogit { get; init; }
     public bool? ApdHalfPrecisionStorage { get; init; }
+    /// <summary>APD's LowRankAdaptiveRank (null: the preset's).</summary>
+    public int? ApdLowRankRank { get; init; }
+    /// <summary>APD's LowRankLearningRateMultiplier (null: the preset's).</summary>
+    public double? ApdLowRankLearningRateMultiplier { get; init; }
 
     /// <summary>Data directory with the full idx .gz files; null for the embedded subset.</summary>
     public string? DataDirectory { get; init; }

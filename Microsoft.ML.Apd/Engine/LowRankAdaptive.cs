@@ -1,0 +1,48 @@
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Apd.Engine;
+
+/// <summary>
+/// A task's low-rank adaptive part of one layer, U_t V_tᵀ: U [out, r], V [fan-in, r] (fan-in = everything but the
+/// output dimension). It adds a dense change of rank r to θ_t at r·(out + fan-in) parameters, which a sparse τ_t buys
+/// only at many more stored elements: a task whose inputs relate to the earlier tasks' by a dense map (a pixel
+/// permutation, another sensor layout) needs such a change of the first layer. Task-private and frozen once the task
+/// is learned, so the retroactive update (which keeps σ ⊙ M_i + τ_i of earlier tasks) never touches it. Immutable.
+/// </summary>
+internal sealed class LowRankAdaptive : IDisposable
+{
+    public LowRankAdaptive(Tensor left, Tensor right)
+    {
+        if (left.dim() != 2 || right.dim() != 2 || left.shape[1] != right.shape[1])
+            throw new ArgumentException($"Low-rank factors must be [out, r] and [fan-in, r]; got [{string.Join(", ", left.shape)}] and [{string.Join(", ", right.shape)}].");
+        Left = left;
+        Right = right;
+    }
+
+    /// <summary>U, [out, r].</summary>
+    public Tensor Left { get; }
+    /// <summary>V, [fan-in, r].</summary>
+    public Tensor Right { get; }
+    public long Rank => Left.shape[1];
+    /// <summary>Stored parameters: r·(out + fan-in).</summary>
+    public long ParameterCount => Left.numel() + Right.numel();
+
+    /// <summary>U Vᵀ reshaped to the layer's weight shape (a new tensor in the caller's scope). The same expression
+    /// while training (<see cref="Product"/> of the trained factors) and after, so a stored task composes bit-identically.</summary>
+    public Tensor ToDense(long[] weightShape) => Product(Left, Right, weightShape);
+
+    /// <summary>U Vᵀ as a tensor of <paramref name="weightShape"/>, differentiable.</summary>
+    public static Tensor Product(Tensor left, Tensor right, long[] weightShape) => left.mm(right.t()).reshape(weightShape);
+
+    /// <summary>Fan-in of a weight shape [out, ...]: the row length of V.</summary>
+    public static long FanIn(long[] weightShape) => weightShape.Skip(1).Aggregate(1L, (a, b) => a * b);
+
+    /// <summary>The same factors for another owner: new handles on the same immutable storage (nothing copied).</summary>
+    public LowRankAdaptive Share() => new(TensorOwnership.Share(Left), TensorOwnership.Share(Right));
+
+    public void Dispose()
+    {
+        Left.Dispose();
+        Right.Dispose();
+    }
+}
