@@ -27,11 +27,21 @@ internal sealed class LowRankAdaptive : IDisposable
     /// <summary>Stored parameters: r·(out + fan-in).</summary>
     public long ParameterCount => Left.numel() + Right.numel();
 
-    /// <summary>U Vᵀ reshaped to the layer's weight shape (a new tensor in the caller's scope). The same expression
-    /// while training (<see cref="Product"/> of the trained factors) and after, so a stored task composes bit-identically.</summary>
-    public Tensor ToDense(long[] weightShape) => Product(Left, Right, weightShape);
+    /// <summary>U Vᵀ reshaped to the layer's weight shape (a new tensor in the caller's scope), as Σ_k u_k v_kᵀ summed
+    /// in order with elementwise operations: the same bits for the same factors wherever they lie in memory. (A matrix
+    /// product's blocking and vector paths depend on alignment, so a model and its saved-and-loaded copy could differ in
+    /// the last bit.)</summary>
+    public Tensor ToDense(long[] weightShape)
+    {
+        using var scope = NewDisposeScope();
+        var sum = zeros([Left.shape[0], Right.shape[0]], dtype: Left.dtype, device: Left.device);
+        for (long k = 0; k < Rank; k++)
+            sum.add_(Left.narrow(1, k, 1) * Right.narrow(1, k, 1).t());
+        return sum.reshape(weightShape).MoveToOuterDisposeScope();
+    }
 
-    /// <summary>U Vᵀ as a tensor of <paramref name="weightShape"/>, differentiable.</summary>
+    /// <summary>U Vᵀ as a tensor of <paramref name="weightShape"/> by a matrix product, differentiable: training's form
+    /// (its last bits may differ from <see cref="ToDense"/>'s; the stored model uses ToDense only).</summary>
     public static Tensor Product(Tensor left, Tensor right, long[] weightShape) => left.mm(right.t()).reshape(weightShape);
 
     /// <summary>Fan-in of a weight shape [out, ...]: the row length of V.</summary>
