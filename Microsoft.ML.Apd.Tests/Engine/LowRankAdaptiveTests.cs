@@ -43,6 +43,18 @@ public sealed class LowRankAdaptiveTests
         }
     }
 
+    /// <summary>With LowRankAdaptiveLayers = 2 the second layer gets its own U_t [8, r], V_t [16, r] too.</summary>
+    [TestMethod]
+    public void TheFirstNLayersGetAPart()
+    {
+        using var network = EngineTestData.Train(EngineTestData.SmallMlp, 2, Settings(rank: 2) with { LowRankAdaptiveLayers = 2 });
+        var second = network.Layers[1].Slots["t1"].LowRank!;
+        CollectionAssert.AreEqual(new long[] { 8, 2 }, second.Left.shape);
+        CollectionAssert.AreEqual(new long[] { 16, 2 }, second.Right.shape);
+        Assert.IsNotNull(network.Layers[0].Slots["t1"].LowRank);
+        Assert.IsTrue(network.Layers.All(l => l.Slots["t0"].LowRank is null));
+    }
+
     /// <summary>What the part buys: a task whose inputs are permuted needs a dense change of the first layer. With σ
     /// held by a strong retroactive term and a τ that can hardly grow, a rank-4 part learns the permuted task far
     /// better than masks and τ alone.</summary>

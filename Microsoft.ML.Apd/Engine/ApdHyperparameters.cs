@@ -57,8 +57,10 @@ internal sealed record ApdHyperparameters
     /// <summary>Whether τ and σ̃ are rounded to 16-bit floats when stored, so a saved model needs half the bytes for their
     /// values; the trained network already uses the rounded values, so saving loses nothing.</summary>
     public bool HalfPrecisionStorage { get; init; } = Defaults.HalfPrecisionStorage;
-    /// <summary>r: rank of the low-rank adaptive part U_t V_tᵀ of the first layer for every task after the first (0: none).</summary>
+    /// <summary>r: rank of the low-rank adaptive part U_t V_tᵀ of the first layers for every task after the first (0: none).</summary>
     public int LowRankAdaptiveRank { get; init; } = Defaults.LowRankAdaptiveRank;
+    /// <summary>How many layers, from the input, have a low-rank part.</summary>
+    public int LowRankAdaptiveLayers { get; init; } = Defaults.LowRankAdaptiveLayers;
     /// <summary>U_t and V_t learn at LearningRate × this.</summary>
     public double LowRankLearningRateMultiplier { get; init; } = Defaults.LowRankLearningRateMultiplier;
     /// <summary>L1 strength on the earlier τ_i in the retroactive term: λ₁ plus the proximal shrinking's share.</summary>

@@ -77,6 +77,8 @@ public sealed partial class ApdTrainer
             public const bool HalfPrecisionStorage = true;
             /// <summary>Default <see cref="Options.LowRankAdaptiveRank"/> (0: none, as the authors).</summary>
             public const int LowRankAdaptiveRank = 0;
+            /// <summary>Default <see cref="Options.LowRankAdaptiveLayers"/>.</summary>
+            public const int LowRankAdaptiveLayers = 1;
             /// <summary>Default <see cref="Options.LowRankLearningRateMultiplier"/>.</summary>
             public const double LowRankLearningRateMultiplier = 30;
             /// <summary>Default <see cref="Options.DataLoading"/>.</summary>
@@ -233,6 +235,10 @@ public sealed partial class ApdTrainer
         /// "Size", docs/benchmarks.md); on related tasks (Split) it only adds size. Frozen once the task is learned.</summary>
         public int LowRankAdaptiveRank = Defaults.LowRankAdaptiveRank;
 
+        /// <summary>How many layers, counted from the input, get a low-rank part when <see cref="LowRankAdaptiveRank"/> &gt; 0
+        /// (default 1: the first layer only; at most the number of convolution and hidden layers).</summary>
+        public int LowRankAdaptiveLayers = Defaults.LowRankAdaptiveLayers;
+
         /// <summary>U_t and V_t learn at <see cref="LearningRate"/> × this (default 30): they start from a zero product and
         /// need a larger step than the other parameters to reach their change within a task.</summary>
         public double LowRankLearningRateMultiplier = Defaults.LowRankLearningRateMultiplier;
@@ -382,10 +388,13 @@ public sealed partial class ApdTrainer
                 throw new ArgumentOutOfRangeException(nameof(InitialMaskLogit), logit, $"{nameof(InitialMaskLogit)} must be finite (or null).");
             if (LowRankAdaptiveRank < 0)
                 throw new ArgumentOutOfRangeException(nameof(LowRankAdaptiveRank), LowRankAdaptiveRank, $"{nameof(LowRankAdaptiveRank)} must be zero (none) or positive.");
-            // Beyond the first layer's outputs a higher rank adds parameters and no expressiveness.
-            int firstOutputs = ConvolutionLayers is { Length: > 0 } ? ConvolutionLayers[0] : HiddenLayerSizes[0];
-            if (LowRankAdaptiveRank > firstOutputs)
-                throw new ArgumentOutOfRangeException(nameof(LowRankAdaptiveRank), LowRankAdaptiveRank, $"{nameof(LowRankAdaptiveRank)} must be at most the first layer's {firstOutputs} outputs.");
+            var layerOutputs = (ConvolutionLayers ?? []).Concat(HiddenLayerSizes).ToArray();
+            if (LowRankAdaptiveLayers < 1 || LowRankAdaptiveLayers > layerOutputs.Length)
+                throw new ArgumentOutOfRangeException(nameof(LowRankAdaptiveLayers), LowRankAdaptiveLayers, $"{nameof(LowRankAdaptiveLayers)} must be between 1 and the network's {layerOutputs.Length} layers.");
+            // Beyond a layer's outputs a higher rank adds parameters and no expressiveness.
+            int narrowest = layerOutputs.Take(LowRankAdaptiveLayers).Min();
+            if (LowRankAdaptiveRank > narrowest)
+                throw new ArgumentOutOfRangeException(nameof(LowRankAdaptiveRank), LowRankAdaptiveRank, $"{nameof(LowRankAdaptiveRank)} must be at most {narrowest}, the outputs of the narrowest layer that gets a low-rank part.");
             Positive(LowRankLearningRateMultiplier, nameof(LowRankLearningRateMultiplier));
             if (!Enum.IsDefined(RetroactiveUpdate))
                 throw new ArgumentOutOfRangeException(nameof(RetroactiveUpdate), RetroactiveUpdate, $"Unknown {nameof(RetroactiveUpdate)} mode.");
@@ -431,6 +440,7 @@ public sealed partial class ApdTrainer
             InitialMaskLogit = InitialMaskLogit,
             HalfPrecisionStorage = HalfPrecisionStorage,
             LowRankAdaptiveRank = LowRankAdaptiveRank,
+            LowRankAdaptiveLayers = LowRankAdaptiveLayers,
             LowRankLearningRateMultiplier = LowRankLearningRateMultiplier,
         };
 

@@ -8,7 +8,7 @@ namespace Microsoft.ML.Apd.Engine;
 /// The trainable state while task t is learned: σ of every layer, task t's v_t, τ_t, b_t and head, and (through
 /// <see cref="IRetroactiveUpdate"/>) the earlier τ_i, trained with the others (Exact) or solved in closed form
 /// (Fast). Earlier masks, biases and heads are not parameters at all, so they cannot move. With a low-rank rank r &gt; 0,
-/// every task after the first also trains U_t, V_t of the first layer (<see cref="LowRankAdaptive"/>), at its own
+/// every task after the first also trains U_t, V_t of its first layers (<see cref="LowRankAdaptive"/>), at their own
 /// learning rate. <see cref="Commit"/> writes the result into the network.
 /// </summary>
 internal sealed class TaskTrainingSession : IDisposable
@@ -49,12 +49,12 @@ internal sealed class TaskTrainingSession : IDisposable
             HeadBias = Trainable(VarianceScaling.Sample([classCount], classCount, generator, device));
             // The first task has nothing to adapt from: σ carries it. Later tasks start at U_t V_tᵀ = 0 (U = 0) with V
             // drawn like every variable, so U's gradient is not zero (as LoRA starts).
-            if (!_isFirstTask && hyperparameters.LowRankAdaptiveRank is > 0 and var rank)
+            int rank = _isFirstTask ? 0 : hyperparameters.LowRankAdaptiveRank;
+            foreach (var layer in network.Layers.Take(rank > 0 ? hyperparameters.LowRankAdaptiveLayers : 0))
             {
-                var first = network.Layers[0];
-                long fanIn = LowRankAdaptive.FanIn(first.WeightShape);
-                LowRank = (Trainable(zeros([first.OutputCount, rank], device: device)),
-                    Trainable(VarianceScaling.Sample([fanIn, rank], fanIn, generator, device)));
+                long fanIn = LowRankAdaptive.FanIn(layer.WeightShape);
+                LowRank.Add((Trainable(zeros([layer.OutputCount, rank], device: device)),
+                    Trainable(VarianceScaling.Sample([fanIn, rank], fanIn, generator, device))));
             }
         }
         Retroactive = RetroactiveUpdate.Create(network, hyperparameters);
@@ -89,11 +89,12 @@ internal sealed class TaskTrainingSession : IDisposable
     public List<Parameter> Biases { get; } = new();
     public Parameter HeadWeight { get; }
     public Parameter HeadBias { get; }
-    /// <summary>U_t [out, r] and V_t [fan-in, r] of the first layer; null on the first task or with rank 0.</summary>
-    public (Parameter Left, Parameter Right)? LowRank { get; }
+    /// <summary>U_t [out, r] and V_t [fan-in, r] of the first LowRankAdaptiveLayers layers; none on the first task or
+    /// with rank 0.</summary>
+    public List<(Parameter Left, Parameter Right)> LowRank { get; } = new();
     public IRetroactiveUpdate Retroactive { get; }
 
-    private IEnumerable<Parameter> LowRankParameters => LowRank is var (left, right) ? [left, right] : [];
+    private IEnumerable<Parameter> LowRankParameters => LowRank.SelectMany(factors => new[] { factors.Left, factors.Right });
 
     /// <summary>Everything trained at the learning rate γ.</summary>
     private IEnumerable<Parameter> FullRateParameters
@@ -111,9 +112,9 @@ internal sealed class TaskTrainingSession : IDisposable
     public Tensor Logits(Tensor features)
         => _network.ForwardWith(features, l => (_network.Layers[l].Compose(Shared[l], MaskLogits[l], AdaptiveOf(l)), Biases[l]), HeadWeight, HeadBias);
 
-    /// <summary>The adaptive part of layer l being trained: τ_t, plus U_t V_tᵀ on the first layer when the task has one.</summary>
+    /// <summary>The adaptive part of layer l being trained: τ_t, plus U_t V_tᵀ when the layer has one.</summary>
     private Tensor AdaptiveOf(int l)
-        => l == 0 && LowRank is var (left, right) ? Adaptive[0] + LowRankAdaptive.Product(left, right, _network.Layers[0].WeightShape) : Adaptive[l];
+        => l < LowRank.Count ? Adaptive[l] + LowRankAdaptive.Product(LowRank[l].Left, LowRank[l].Right, _network.Layers[l].WeightShape) : Adaptive[l];
 
     /// <summary>The full APD objective for one batch as one differentiable expression (see <see cref="ApdObjective"/>):
     /// the reference <see cref="Backward"/>'s gradients are checked against.</summary>
@@ -180,7 +181,7 @@ internal sealed class TaskTrainingSession : IDisposable
             _network.Layers[l].ReplaceShared(TensorOwnership.Copy(Shared[l]));
             slots.Add(new TaskSlot(TensorOwnership.Copy(MaskLogits[l]), TensorOwnership.Copy(Biases[l]),
                 SparseAdaptive.FromDense(Adaptive[l], threshold, _hyperparameters.HalfPrecisionStorage),
-                lowRank: l == 0 && LowRank is var (left, right) ? new LowRankAdaptive(Stored(left), Stored(right)) : null));
+                lowRank: l < LowRank.Count ? new LowRankAdaptive(Stored(LowRank[l].Left), Stored(LowRank[l].Right)) : null));
         }
         Retroactive.Commit(_network);
         _network.AddTask(Task, new TaskHead(TensorOwnership.Copy(HeadWeight), TensorOwnership.Copy(HeadBias)), slots, inputs);

@@ -27,7 +27,8 @@ public static class CommandLineOptions
           --apd-prox ρ                       proximal shrinking strength (0 = off),
           --apd-mask-logit v|random          initial mask logit,
           --apd-half B                       store τ in half precision,
-          --apd-rank r                       rank of the first layer's low-rank adaptive part U_t V_tᵀ (0 = none),
+          --apd-rank r                       rank of the low-rank adaptive part U_t V_tᵀ (0 = none),
+          --apd-rank-layers N                how many layers from the input get it (default 1),
           --apd-rank-lr X                    learning-rate multiplier of U_t, V_t
           --train-limit N --test-limit N     use at most N images per task (quick runs)
           --out DIR                          output directory (default ./apd-results)
@@ -77,6 +78,7 @@ public static class CommandLineOptions
             ApdInitialMaskLogit = Take("apd-mask-logit") is { } v ? (v == "random" ? double.NaN : double.Parse(v, CultureInfo.InvariantCulture)) : null,
             ApdHalfPrecisionStorage = Bool("apd-half"),
             ApdLowRankRank = Int("apd-rank"),
+            ApdLowRankLayers = Int("apd-rank-layers"),
             ApdLowRankLearningRateMultiplier = Double("apd-rank-lr"),
             DataDirectory = data switch { "subset" => null, "full" => FashionMnist.DebianDirectory, _ => data },
             TrainLimit = Int("train-limit"),

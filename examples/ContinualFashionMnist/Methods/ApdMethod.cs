@@ -38,6 +38,7 @@ public sealed class ApdMethod : IContinualMethod
         o.InitialMaskLogit = settings.ApdInitialMaskLogit is { } logit ? (double.IsNaN(logit) ? null : logit) : o.InitialMaskLogit;
         o.HalfPrecisionStorage = settings.ApdHalfPrecisionStorage ?? o.HalfPrecisionStorage;
         o.LowRankAdaptiveRank = settings.ApdLowRankRank ?? o.LowRankAdaptiveRank;
+        o.LowRankAdaptiveLayers = settings.ApdLowRankLayers ?? o.LowRankAdaptiveLayers;
         o.LowRankLearningRateMultiplier = settings.ApdLowRankLearningRateMultiplier ?? o.LowRankLearningRateMultiplier;
         o.Progress = progress;
         return o;
