@@ -161,4 +161,23 @@ public sealed class CompactTests
             foreach (var task in half.Tasks)
                 CollectionAssert.AreEqual(EngineTestData.Logits(half, task, x), EngineTestData.Logits(loaded, task, x), task);
     }
+    /// <summary>Rounding to float16 as <see cref="Half"/> does (ties to even), except for values beyond float16's range,
+    /// which stay as they are, with and without such values in the tensor (a tensor without them skips the
+    /// elementwise choice); NaN stays NaN.</summary>
+    [TestMethod]
+    public void RoundToHalfRoundsLikeHalfAndKeepsWhatItCannotHold()
+    {
+        float[] inRange = [0f, -0f, 1.0001f, -3.14159f, 1e-8f, 65504f, -65504f, 0.1f];
+        float[] beyond = [65505f, -70000f, 3e38f, float.PositiveInfinity];
+        static float Expected(float x) => Math.Abs(x) <= 65504f ? (float)(Half)x : x;
+        foreach (var values in new[] { inRange, inRange.Concat(beyond).ToArray(), inRange.Append(float.NaN).ToArray(), Array.Empty<float>() })
+        {
+            using var scope = NewDisposeScope();
+            var rounded = SparseAdaptive.RoundToHalf(tensor(values)).data<float>().ToArray();
+            Assert.AreEqual(values.Length, rounded.Length);
+            for (int i = 0; i < values.Length; i++)
+                if (float.IsNaN(values[i])) Assert.IsTrue(float.IsNaN(rounded[i]));
+                else Assert.AreEqual(BitConverter.SingleToInt32Bits(Expected(values[i])), BitConverter.SingleToInt32Bits(rounded[i]), $"{values[i]}");
+        }
+    }
 }

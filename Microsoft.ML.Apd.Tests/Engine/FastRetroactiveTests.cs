@@ -199,4 +199,62 @@ public sealed class FastRetroactiveTests
                 expected[l][i].Dispose();
             }
     }
+    /// <summary>The supports are processed in blocks of consecutive tasks, so that no temporary spans every earlier
+    /// task (<see cref="FastRetroactiveUpdate.BlockEntries"/>). The block size changes nothing: through two refreshes
+    /// that re-activate elements (two batches) and the write-back, one task per block and all tasks in one block give
+    /// bit-identical τ_i, σ-gradients and stored τ_i, and the same term to float rounding (its constant is summed block
+    /// by block).</summary>
+    [TestMethod]
+    public void BlockSizeChangesNothing()
+    {
+        var h = EngineTestData.QuickSettings with { RetroactiveUpdate = RetroactiveUpdateMode.Fast, SparsityStrength = 0.05 };
+        using var network = EngineTestData.Train(EngineTestData.SmallMlp, 4, h);
+        using var copy = network.Clone();
+        using var perTask = new FastRetroactiveUpdate(network, h, blockEntries: 1);
+        using var whole = new FastRetroactiveUpdate(copy, h, blockEntries: long.MaxValue);
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(11);
+        double bound = h.SparsityStrength + h.SparsityStrength / (2 * h.RetroactiveStrength);
+        List<global::TorchSharp.Modules.Parameter> shared = [];
+        foreach (int every in new[] { 7, 5 })
+        {
+            shared = network.Layers.Select(l =>
+            {
+                var drift = 0.01 * randn(l.WeightShape, generator: generator);
+                drift.view(-1)[TensorIndex.Slice(0, null, every)] += 100 * bound;
+                return new global::TorchSharp.Modules.Parameter((l.Shared + drift).detach());
+            }).ToList();
+            long added = whole.Refresh(shared);
+            Assert.IsGreaterThan(0L, added, "re-activated elements");
+            Assert.AreEqual(added, perTask.Refresh(shared));
+            Assert.AreEqual(whole.SupportElements, perTask.SupportElements);
+            for (int l = 0; l < shared.Count; l++)
+                CollectionAssert.AreEqual(whole.Adaptive(l).data<float>().ToArray(), perTask.Adaptive(l).data<float>().ToArray(), $"τ_i, layer {l}");
+            shared.Select(p => p.sum()).Aggregate((a, b) => a + b).mul(0).backward();   // zero gradients to add to
+            whole.AddGradients(shared, 1);
+            var expected = shared.Select(p => p.grad!.clone()).ToList();
+            foreach (var p in shared) p.grad!.zero_();
+            perTask.AddGradients(shared, 1);
+            for (int l = 0; l < shared.Count; l++)
+                CollectionAssert.AreEqual(expected[l].data<float>().ToArray(), shared[l].grad!.data<float>().ToArray(), $"σ gradient, layer {l}");
+            // The term is a small difference of large sums (τ_i compensates σ's drift): float rounding in summing its
+            // constant, λ₂Σ‖Δτ_i‖² + λ₁Σ‖τ_i‖₁, is relative to that constant's size, not the term's.
+            double constant = Enumerable.Range(0, shared.Count).Sum(l =>
+            {
+                var adaptive = whole.Adaptive(l);
+                var start = stack(network.Tasks.Select(t => network.Layers[l].Slots[t].Adaptive.ToDense()));
+                return h.RetroactiveStrength * (adaptive - start).square().sum().item<float>() + h.RetroactiveSparsityStrength * adaptive.abs().sum().item<float>();
+            });
+            float term = whole.Penalty(shared).item<float>();
+            Assert.AreEqual(term, perTask.Penalty(shared).item<float>(), 1e-6 * constant);
+        }
+        for (int l = 0; l < shared.Count; l++)
+        {
+            network.Layers[l].ReplaceShared(shared[l].detach().clone().DetachFromDisposeScope());
+            copy.Layers[l].ReplaceShared(shared[l].detach().clone().DetachFromDisposeScope());
+        }
+        whole.Commit(copy);
+        perTask.Commit(network);
+        CollectionAssert.AreEqual(EngineTestData.Serialize(copy), EngineTestData.Serialize(network));
+    }
 }

@@ -47,8 +47,13 @@ internal sealed class SparseAdaptive : IDisposable
     /// Values beyond float16's range stay as they are (the file then keeps that tensor in float32).</summary>
     public static Tensor RoundToHalf(Tensor x)
     {
-        using var largest = ((double)Half.MaxValue).ToScalar();
-        return where(x.abs().le(largest), x.to(ScalarType.Float16).to(ScalarType.Float32), x);
+        float largest = (float)Half.MaxValue;
+        var rounded = x.to(ScalarType.Float16).to(ScalarType.Float32);
+        // Usually every value is within range (two reductions tell, NaN included: it fails both comparisons) and the
+        // elementwise choice below, three more passes over x, is not needed.
+        if (x.numel() == 0 || (x.max().item<float>() <= largest && x.min().item<float>() >= -largest)) return rounded;
+        using var limit = ((double)largest).ToScalar();
+        return where(x.abs().le(limit), rounded, x);
     }
 
     /// <summary>Builds from explicit parts (takes ownership); validation is the caller's job.</summary>

@@ -39,19 +39,27 @@ namespace Microsoft.ML.Apd.Engine;
 /// </summary>
 internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
 {
+    /// <summary>Entries per block of the supports (<see cref="Support"/>): 8 MB of positions. Every pass over the
+    /// supports allocates its result; results of at most this size are recycled by the C allocator (glibc keeps blocks
+    /// up to 32 MB in its heap), while one tensor over every earlier task's entries — hundreds of MB at a few hundred
+    /// tasks — is fresh memory from the system each time, and its page faults cost far more than the arithmetic
+    /// (measured: 10× the Fit time at 300 tasks).</summary>
+    internal const long BlockEntries = 1L << 20;
+
     private readonly string[] _tasks;
     private readonly double _lambda1, _lambda2, _kappa, _threshold;
     private readonly bool _halfPrecision;
     private readonly List<LayerState> _layers = new();
 
-    /// <summary>What one layer needs: σ*, A, the tasks' masks and support, and C with the constant part of the term.</summary>
+    /// <summary>What one layer needs: σ*, A, the tasks' masks and supports, and C with the constant part of the term.</summary>
     private sealed class LayerState : IDisposable
     {
         public required Tensor SharedAtStart;     // σ*, shaped like σ
         public required Tensor MaskSquareSum;     // A = Σ_i M_i², [out, 1, ...]
         public required Tensor MaskMatrix;        // M_i per earlier task, stacked [T, out]
         public required long Columns;             // elements per output unit (P / out)
-        public required Support Support;
+        public required Support[] Blocks;         // the supports of consecutive runs of tasks, in task order
+        public int Batches = 1;                   // 1 + the re-activations that added elements to this layer
         public Tensor Coupling = null!;           // C = Σ_i M_i ⊙ Δτ_i, shaped like σ
         public double Constant;                   // λ₂ Σ_i ‖Δτ_i‖² + λ₁ Σ_i ‖τ_i‖₁
 
@@ -61,33 +69,45 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
             MaskSquareSum.Dispose();
             MaskMatrix.Dispose();
             Coupling?.Dispose();
-            Support.Dispose();
+            foreach (var block in Blocks) block.Dispose();
         }
     }
 
     /// <summary>
-    /// The supports S_i of all earlier tasks in one layer: flat positions, M_i of their row, τ_i* and τ_i there. Entries
-    /// are ordered by task, then position (ascending), as each task's stored τ_i is: every operation over all tasks is
-    /// one pass over these tensors, and a task's stored τ_i is a contiguous slice of them, already in order.
+    /// The supports S_i of a run of consecutive earlier tasks in one layer (about <see cref="BlockEntries"/> entries;
+    /// a larger task alone): flat positions, M_i of their row, τ_i* and τ_i there. Entries are ordered by task, then
+    /// position (ascending), as each task's stored τ_i is: every operation over the block's tasks is one pass over these
+    /// tensors, and a task's stored τ_i is a contiguous slice of them, already in order.
     /// </summary>
     private sealed class Support : IDisposable
     {
+        public required int FirstTask;            // the block's tasks are FirstTask, FirstTask + 1, … (of all earlier tasks)
         public required Tensor Indices;           // flat positions in σ, int64 [n]
         public required Tensor MaskAt;            // M_i,row(e), [n]
         public required Tensor ValuesAtStart;     // τ_i,e*, [n] (0 for re-activated elements)
         public required Tensor Values;            // τ_i,e now, [n]
-        public required long[] TaskOffsets;       // entries of task i are [TaskOffsets[i], TaskOffsets[i + 1])
+        public required long[] TaskOffsets;       // entries of the block's task i are [TaskOffsets[i], TaskOffsets[i + 1])
         public Tensor? Batch;                     // which re-activation added the entry (0: on the support at the start), [n]; null while all are 0
-        public int Batches = 1;
 
         public long Count => Indices.shape[0];
+        public int TaskCount => TaskOffsets.Length - 1;
 
-        /// <summary>One key per entry, task · size + position: ascending (caller's scope).</summary>
+        /// <summary>One key per entry, task · size + position, the task numbered within the block: ascending (caller's scope).</summary>
         public Tensor Keys(long size)
         {
             var counts = TaskOffsets.Zip(TaskOffsets.Skip(1), (a, b) => b - a).ToArray();
             var task = arange(counts.Length, dtype: ScalarType.Int64, device: Indices.device).repeat_interleave(tensor(counts, device: Indices.device));
             return task.mul_(size).add_(Indices);
+        }
+
+        public Support Detached()
+        {
+            Indices.DetachFromDisposeScope();
+            MaskAt.DetachFromDisposeScope();
+            ValuesAtStart.DetachFromDisposeScope();
+            Values.DetachFromDisposeScope();
+            Batch?.DetachFromDisposeScope();
+            return this;
         }
 
         public void Dispose()
@@ -100,8 +120,12 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         }
     }
 
-    public FastRetroactiveUpdate(ApdNetwork network, ApdHyperparameters hyperparameters)
+    /// <param name="network">The network whose earlier tasks' τ_i follow σ.</param>
+    /// <param name="hyperparameters">λ₁, λ₂ and the storage options.</param>
+    /// <param name="blockEntries">Entries per block (<see cref="BlockEntries"/>; tests use others: the results do not depend on it).</param>
+    public FastRetroactiveUpdate(ApdNetwork network, ApdHyperparameters hyperparameters, long blockEntries = BlockEntries)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockEntries, 1);
         _tasks = network.Tasks.ToArray();
         // The L1 on the earlier τ_i includes the proximal shrinking's share, ρ / GradientScale: Exact's τ_i are
         // shrunk by the session's proximal steps; here the closed form minimises the same L1.
@@ -119,42 +143,48 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
             // M_i flat over the output units, [T, out]: the support's elements look their row's mask up by index.
             var maskMatrix = stack(_tasks.Select(t => layer.Mask(layer.Slots[t].MaskLogits).flatten()));
             long columns = layer.WeightCount / layer.OutputCount;
-            // Each stored τ_i's positions ascend (SparseAdaptive), so concatenated in task order they are ordered as
-            // the support keeps them.
             var stored = _tasks.Select(t => layer.Slots[t].Adaptive).ToArray();
-            var offsets = new long[stored.Length + 1];
-            for (int i = 0; i < stored.Length; i++) offsets[i + 1] = offsets[i] + stored[i].NonZeros;
-            var valuesAtStart = cat(stored.Select(a => a.Values).ToList(), 0);
-            var support = new Support
+            var blocks = new List<Support>();
+            for (int first = 0, end; first < stored.Length; first = end)
             {
-                Indices = cat(stored.Select(a => a.Indices).ToList(), 0),
-                MaskAt = cat(stored.Select((a, i) => maskMatrix[i].index_select(0, a.Indices.div(columns, rounding_mode: RoundingMode.floor))).ToList(), 0),
-                ValuesAtStart = valuesAtStart,
-                Values = valuesAtStart.clone(),
-                TaskOffsets = offsets,
-            };
+                long entries = stored[first].NonZeros;
+                for (end = first + 1; end < stored.Length && entries + stored[end].NonZeros <= blockEntries; end++) entries += stored[end].NonZeros;
+                blocks.Add(Block(stored, first, end, maskMatrix, columns));
+            }
             var state = new LayerState
             {
                 SharedAtStart = layer.Shared.detach().clone().DetachFromDisposeScope(),
                 MaskSquareSum = maskMatrix.square().sum(dim: 0).reshape(layer.MaskShape).DetachFromDisposeScope(),
                 MaskMatrix = maskMatrix.DetachFromDisposeScope(),
                 Columns = columns,
-                Support = Detached(support),
+                Blocks = blocks.ToArray(),
             };
             _layers.Add(state);
-            // τ_i = τ_i* until the first refresh: the term starts at λ₁Σ‖τ_i*‖₁ with no drift, as the reference's does.
-            Evaluate(state);
+            // τ_i = τ_i* until the first refresh: the term starts at λ₁Σ‖τ_i*‖₁ with no drift (C = 0), as the
+            // reference's does; what Evaluate would compute, without its passes over a drift that is exactly 0.
+            state.Coupling = zeros_like(state.SharedAtStart).DetachFromDisposeScope();
+            state.Constant = _lambda1 * blocks.Sum(block => (double)block.ValuesAtStart.abs().sum().item<float>());
         }
     }
 
-    private static Support Detached(Support support)
+    /// <summary>The support of tasks [first, end) at the start: their stored τ_i. Each stored τ_i's positions ascend
+    /// (SparseAdaptive), so concatenated in task order they are ordered as the support keeps them.</summary>
+    private static Support Block(SparseAdaptive[] stored, int first, int end, Tensor maskMatrix, long columns)
     {
-        support.Indices.DetachFromDisposeScope();
-        support.MaskAt.DetachFromDisposeScope();
-        support.ValuesAtStart.DetachFromDisposeScope();
-        support.Values.DetachFromDisposeScope();
-        support.Batch?.DetachFromDisposeScope();
-        return support;
+        using var scope = NewDisposeScope();
+        var tasks = Enumerable.Range(first, end - first).ToArray();
+        var offsets = new long[tasks.Length + 1];
+        for (int i = 0; i < tasks.Length; i++) offsets[i + 1] = offsets[i] + stored[tasks[i]].NonZeros;
+        var valuesAtStart = cat(tasks.Select(i => stored[i].Values).ToList(), 0);
+        return new Support
+        {
+            FirstTask = first,
+            Indices = cat(tasks.Select(i => stored[i].Indices).ToList(), 0),
+            MaskAt = cat(tasks.Select(i => maskMatrix[i].index_select(0, stored[i].Indices.div(columns, rounding_mode: RoundingMode.floor))).ToList(), 0),
+            ValuesAtStart = valuesAtStart,
+            Values = valuesAtStart.alias(),   // a second handle: τ_i = τ_i* until the first refresh replaces it
+            TaskOffsets = offsets,
+        }.Detached();
     }
 
     /// <summary>The earlier τ_i are not trained by the optimizer: none.</summary>
@@ -166,18 +196,22 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     private void Evaluate(LayerState state)
     {
         using var scope = NewDisposeScope();
-        var support = state.Support;
         var coupling = zeros_like(state.SharedAtStart).reshape(-1);
         double constant = 0;
-        for (int batch = 0; batch < support.Batches; batch++)
-        {
-            var inBatch = support.Batch is null ? null : support.Batch.eq(batch);
-            Tensor Entries(Tensor t) => inBatch is null ? t : t.masked_select(inBatch);
-            var values = Entries(support.Values);
-            var adaptiveDrift = values - Entries(support.ValuesAtStart);                        // Δτ_i on S_i
-            coupling.index_add_(0, Entries(support.Indices), Entries(support.MaskAt) * adaptiveDrift, 1);
-            constant += _lambda2 * adaptiveDrift.square().sum().item<float>() + _lambda1 * values.abs().sum().item<float>();
-        }
+        for (int batch = 0; batch < state.Batches; batch++)
+            foreach (var support in state.Blocks)
+            {
+                using var blockScope = NewDisposeScope();
+                if (support.Batch is null && batch > 0) continue;
+                var inBatch = support.Batch?.eq(batch);
+                Tensor Entries(Tensor t) => inBatch is null ? t : t.masked_select(inBatch);
+                var values = Entries(support.Values);
+                var adaptiveDrift = values - Entries(support.ValuesAtStart);                        // Δτ_i on S_i
+                var product = Entries(support.MaskAt) * adaptiveDrift;
+                coupling.index_add_(0, Entries(support.Indices), product, 1);
+                // In place from here: a pass that allocates costs more than its arithmetic (see BlockEntries).
+                constant += _lambda2 * adaptiveDrift.pow_(2).sum().item<float>() + _lambda1 * product.copy_(values).abs_().sum().item<float>();
+            }
         state.Coupling?.Dispose();
         state.Coupling = coupling.reshape(state.SharedAtStart.shape).DetachFromDisposeScope();
         state.Constant = constant;
@@ -221,30 +255,51 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         using var noGrad = no_grad();
         for (int l = 0; l < _layers.Count; l++)
         {
-            using var scope = NewDisposeScope();
-            var state = _layers[l];
-            var flatDrift = (shared[l].detach() - state.SharedAtStart).reshape(-1);
-            if (_lambda2 > 0) added += Reactivate(state, flatDrift);
-            var support = state.Support;
-            var u = support.ValuesAtStart - flatDrift.index_select(0, support.Indices) * support.MaskAt;
-            support.Values.copy_(nn.functional.softshrink(u, _kappa));
-            Evaluate(state);
+            added += Move(_layers[l], shared[l]);
+            Evaluate(_layers[l]);
         }
         return added;
     }
 
-    private long Reactivate(LayerState state, Tensor flatDrift)
+    /// <summary><see cref="Refresh"/> of one layer without <see cref="Evaluate"/>: re-activation, then τ_i on S_i.</summary>
+    private long Move(LayerState state, Tensor shared)
     {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var flatDrift = (shared.detach() - state.SharedAtStart).reshape(-1);
+        long added = 0;
+        for (int b = 0; b < state.Blocks.Length; b++)
+        {
+            using var blockScope = NewDisposeScope();
+            if (_lambda2 > 0) added += Reactivate(state, b, flatDrift);
+            var support = state.Blocks[b];
+            // τ_i* − Δσ ⊙ M_i with one allocation: −(Δσ M_i) + τ_i* is the same float operation as τ_i* − Δσ M_i.
+            var u = flatDrift.index_select(0, support.Indices).mul_(support.MaskAt).neg_().add_(support.ValuesAtStart);
+            var values = nn.functional.softshrink(u, _kappa).DetachFromDisposeScope();
+            support.Values.Dispose();
+            support.Values = values;
+        }
+        // The elements added now form the next batch of every block that gained some (see Evaluate).
+        if (added > 0) state.Batches++;
+        return added;
+    }
+
+    /// <summary>Adds the elements of block <paramref name="b"/>'s tasks that re-activate for the drift (see the class
+    /// remarks), tagged with the layer's next batch; returns their number.</summary>
+    private long Reactivate(LayerState state, int b, Tensor flatDrift)
+    {
+        var support = state.Blocks[b];
         double bound = _threshold + _kappa;
         long rows = state.MaskMatrix.shape[1], columns = state.Columns, size = rows * columns;
         var drift = flatDrift.reshape(rows, columns);
+        var masks = state.MaskMatrix.narrow(0, support.FirstTask, support.TaskCount);   // [block's tasks, out]
         // |Δσ_e| M_i,row ≤ max_row |Δσ| · M_i,row (exactly, rounding included: M ≥ 0), so only the (task, row) pairs
         // where the row's largest drift times the mask passes the bound can gain elements; only their rows are tested
         // element by element, a bounded number of rows at a time.
-        var pairs = (state.MaskMatrix * drift.abs().amax([1]).unsqueeze(0) > bound).nonzero();   // [Q, 2], by task, then row
+        var pairs = (masks * drift.abs().amax([1]).unsqueeze(0) > bound).nonzero();   // [Q, 2], by task, then row
         if (pairs.shape[0] == 0) return 0;
-        var pairRows = pairs.select(1, 0).mul(rows).add_(pairs.select(1, 1));                     // task · rows + row
-        var flatMasks = state.MaskMatrix.reshape(-1);
+        var pairRows = pairs.select(1, 0).mul(rows).add_(pairs.select(1, 1));         // task · rows + row
+        var flatMasks = masks.reshape(-1);
         long chunk = Math.Max(1, (1L << 22) / columns);
         var parts = new List<Tensor>();
         for (long start = 0; start < pairRows.shape[0]; start += chunk)
@@ -257,7 +312,6 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         }
         var keys = cat(parts, 0);                                                                       // ascending
         // Elements already on the support stay as they are.
-        var support = state.Support;
         var existing = support.Keys(size);
         var below = searchsorted(existing, keys);                                                     // existing keys < key
         if (support.Count > 0)
@@ -268,15 +322,15 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         }
         long added = keys.shape[0];
         if (added == 0) return 0;
-        state.Support = Detached(Merge(support, keys, below, flatMasks.index_select(0, keys.div(columns, rounding_mode: RoundingMode.floor)), size));
+        state.Blocks[b] = Merge(support, keys, below, flatMasks.index_select(0, keys.div(columns, rounding_mode: RoundingMode.floor)), size, state.Batches).Detached();
         support.Dispose();
         return added;
     }
 
-    /// <summary>The support with new elements (keys ascending, none on it yet; τ_i* = τ_i = 0 there) placed where their
-    /// keys sort: the new element j goes to below[j] + j (below: the number of existing keys smaller than its key), the
-    /// existing ones keep their order in the remaining places (caller's scope).</summary>
-    private Support Merge(Support support, Tensor keys, Tensor below, Tensor maskAt, long size)
+    /// <summary>The block with new elements (keys ascending, none on it yet; τ_i* = τ_i = 0 there; tagged
+    /// <paramref name="batch"/>) placed where their keys sort: the new element j goes to below[j] + j (below: the number
+    /// of existing keys smaller than its key), the existing ones keep their order in the remaining places (caller's scope).</summary>
+    private static Support Merge(Support support, Tensor keys, Tensor below, Tensor maskAt, long size, int batch)
     {
         long count = support.Count + keys.shape[0];
         var device = keys.device;
@@ -291,19 +345,20 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
             return merged;
         }
         var task = keys.div(size, rounding_mode: RoundingMode.floor);
-        var perTask = bincount(task, minlength: _tasks.Length).cpu().data<long>().ToArray();
-        var offsets = new long[_tasks.Length + 1];
-        for (long i = 0, added = 0; i < _tasks.Length; i++) offsets[i + 1] = support.TaskOffsets[i + 1] + (added += perTask[i]);
+        int tasks = support.TaskCount;
+        var perTask = bincount(task, minlength: tasks).cpu().data<long>().ToArray();
+        var offsets = new long[tasks + 1];
+        for (long i = 0, added = 0; i < tasks; i++) offsets[i + 1] = support.TaskOffsets[i + 1] + (added += perTask[i]);
         var zero = zeros(keys.shape[0], device: device);
         return new Support
         {
+            FirstTask = support.FirstTask,
             Indices = Place(support.Indices, keys - task * size),
             MaskAt = Place(support.MaskAt, maskAt),
             ValuesAtStart = Place(support.ValuesAtStart, zero),
             Values = Place(support.Values, zero),
             TaskOffsets = offsets,
-            Batch = Place(support.Batch ?? zeros(support.Count, dtype: ScalarType.Int32, device: device), full(keys.shape[0], support.Batches, dtype: ScalarType.Int32, device: device)),
-            Batches = support.Batches + 1,
+            Batch = Place(support.Batch ?? zeros(support.Count, dtype: ScalarType.Int32, device: device), full(keys.shape[0], batch, dtype: ScalarType.Int32, device: device)),
         };
     }
 
@@ -313,51 +368,59 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         var state = _layers[layer];
         long size = state.SharedAtStart.numel();
         var dense = zeros(_tasks.Length * size, device: state.SharedAtStart.device);
-        dense.index_copy_(0, state.Support.Keys(size), state.Support.Values);
+        foreach (var support in state.Blocks)
+            dense.index_copy_(0, support.Keys(size).add_(support.FirstTask * size), support.Values);
         return dense.reshape([_tasks.Length, .. state.SharedAtStart.shape]);
     }
 
-    /// <summary>A last <see cref="Refresh"/> for the network's new σ, then each τ_i written back hard-thresholded
-    /// (|τ| ≤ λ₁ ⇒ 0) and sparse, as <see cref="SparseAdaptive.FromDense"/> would store it, straight from the supports:
-    /// O(Σ nnz), never a dense tensor per task.</summary>
+    /// <summary>A last refresh of every τ_i for the network's new σ (C and the constant are not needed any more), then
+    /// each τ_i written back hard-thresholded (|τ| ≤ λ₁ ⇒ 0) and sparse, as <see cref="SparseAdaptive.FromDense"/>
+    /// would store it, straight from the supports: O(Σ nnz), never a dense tensor per task.</summary>
     public void Commit(ApdNetwork network)
     {
-        Refresh(network.Layers.Select(l => l.Shared).ToList());
         using var noGrad = no_grad();
         for (int l = 0; l < _layers.Count; l++)
         {
             var layer = network.Layers[l];
-            var stored = Stored(l, layer.WeightShape);
-            for (int i = 0; i < _tasks.Length; i++)
-                layer.Slots[_tasks[i]].ReplaceAdaptive(stored[i]);
+            Move(_layers[l], layer.Shared);
+            foreach (var support in _layers[l].Blocks)
+            {
+                var stored = Stored(support, layer.WeightShape);
+                for (int i = 0; i < stored.Length; i++)
+                    layer.Slots[_tasks[support.FirstTask + i]].ReplaceAdaptive(stored[i]);
+            }
         }
     }
 
-    /// <summary>Every earlier τ_i of one layer, rounded (half-precision storage) and hard-thresholded like
-    /// <see cref="SparseAdaptive.FromDense"/>, in task order (owned by the caller). The support is ordered by task and
-    /// position, so each task's kept entries are one slice, in the order <see cref="SparseAdaptive"/> stores them.</summary>
-    private SparseAdaptive[] Stored(int layer, long[] shape)
+    /// <summary>The τ_i of one block's tasks, rounded (half-precision storage) and hard-thresholded like
+    /// <see cref="SparseAdaptive.FromDense"/>, in task order (owned by the caller). The block is ordered by task and
+    /// position, so each task's kept entries are one slice, in the order <see cref="SparseAdaptive"/> stores them: the
+    /// tasks' τ_i are views on one tensor of positions and one of values (immutable like every stored tensor; their
+    /// storage is freed with the last of them), so the write-back makes two tensors per block, not two per task.</summary>
+    private SparseAdaptive[] Stored(Support support, long[] shape)
     {
         using var scope = NewDisposeScope();
-        var support = _layers[layer].Support;
-        var device = support.Values.device;
-        // Scalars held until the end (see TensorOwnership): these operations run over every earlier task's entries.
+        // Scalars held until the end (see TensorOwnership).
         using var threshold = _threshold.ToScalar();
+        using var negativeThreshold = (-_threshold).ToScalar();
         using var zero = 0.ToScalar();
         var values = _halfPrecision ? SparseAdaptive.RoundToHalf(support.Values) : support.Values;
-        var keep = _threshold > 0 ? values.abs().gt(threshold) : values.ne(zero);
-        // Kept entries per task: differences of the running count at the task boundaries.
-        var running = cat([zeros(1, dtype: ScalarType.Int64, device: device), keep.cumsum(0, ScalarType.Int64)], 0);
-        var boundaries = running.index_select(0, tensor(support.TaskOffsets, device: device)).cpu().data<long>().ToArray();
-        var perTask = boundaries.Zip(boundaries.Skip(1), (a, b) => b - a).ToArray();
-        var indexParts = support.Indices.masked_select(keep).split(perTask);
-        var valueParts = values.masked_select(keep).split(perTask);
-        return Enumerable.Range(0, _tasks.Length).Select(i => SparseAdaptive.FromParts(shape,
-            indexParts[i].clone().DetachFromDisposeScope(), valueParts[i].clone().DetachFromDisposeScope())).ToArray();
+        // |τ| > λ₁ as two comparisons of one byte per entry (no |τ| tensor); kept entries by number, ascending.
+        var keep = _threshold > 0 ? values.gt(threshold).logical_or_(values.lt(negativeThreshold)) : values.ne(zero);
+        var kept = keep.nonzero().reshape(-1);
+        // Task i's kept entries are those numbered from TaskOffsets[i] on, up to the next task's.
+        var boundaries = searchsorted(kept, tensor(support.TaskOffsets, device: kept.device)).cpu().data<long>().ToArray();
+        var indices = support.Indices.index_select(0, kept);
+        var keptValues = values.index_select(0, kept);
+        return Enumerable.Range(0, support.TaskCount).Select(i => SparseAdaptive.FromParts(shape,
+            Slice(indices, boundaries[i], boundaries[i + 1]), Slice(keptValues, boundaries[i], boundaries[i + 1]))).ToArray();
     }
 
+    /// <summary>Elements [start, end) of a flat tensor: a view, outside any dispose scope (the caller owns it).</summary>
+    private static Tensor Slice(Tensor flat, long start, long end) => flat.narrow(0, start, end - start).DetachFromDisposeScope();
+
     /// <summary>Elements of the earlier τ_i's supports (all tasks, all layers), for tests and benchmarks.</summary>
-    public long SupportElements => _layers.Sum(s => s.Support.Count);
+    public long SupportElements => _layers.Sum(s => s.Blocks.Sum(b => b.Count));
 
     public void Dispose()
     {
