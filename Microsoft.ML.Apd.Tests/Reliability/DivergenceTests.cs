@@ -95,6 +95,49 @@ public sealed class DivergenceTests
         StringAssert.Contains(load.Message, "Non-finite parameter");
     }
 
+    /// <summary>After a task is trained only what training wrote is checked: σ, every task's τ (the retroactive update
+    /// rewrites them) and the new task's own tensors; earlier tasks' masks, biases and heads are immutable and were
+    /// checked when written, so the check does not re-read them. Each tensor is judged by its sum, and finite values
+    /// whose sum overflows are no false alarm.</summary>
+    [TestMethod]
+    public void TheCheckAfterTrainingCoversWhatTrainingWrote()
+    {
+        using var network = Engine.EngineTestData.Train(Engine.EngineTestData.SmallMlp, 3, Engine.EngineTestData.QuickSettings);
+        string first = network.Tasks[0], last = network.Tasks[^1];
+        Assert.IsNull(network.FindNonFiniteAfterTraining(last));
+
+        // Each case: a tensor, the element changed, and what the full and the after-training checks say.
+        var earlierAdaptive = network.Layers[0].Slots[first].Adaptive.Values;
+        Assert.IsGreaterThan(1L, earlierAdaptive.numel(), "two elements to change");
+        var cases = new (Tensor Tensor, float Value, string? Full, string? AfterTraining)[]
+        {
+            (network.Layers[0].Shared, float.MaxValue, null, null),   // finite, and the sum of two overflows
+            (network.Layers[1].Shared, float.NaN, "σ of layer fc2", "σ of layer fc2"),
+            (earlierAdaptive, float.PositiveInfinity, $"task '{first}''s mask, bias or τ in layer fc1", $"task '{first}''s mask, bias or τ in layer fc1"),
+            (network.Layers[1].Slots[last].MaskLogits, float.NaN, $"task '{last}''s mask, bias or τ in layer fc2", $"task '{last}''s mask, bias or τ in layer fc2"),
+            (network.HeadOf(last).Bias, float.NegativeInfinity, $"task '{last}''s head", $"task '{last}''s head"),
+            (network.Layers[1].Slots[first].Bias, float.NaN, $"task '{first}''s mask, bias or τ in layer fc2", null),
+            (network.HeadOf(first).Weight, float.NaN, $"task '{first}''s head", null),
+        };
+        foreach (var (tensor, value, full, afterTraining) in cases)
+        {
+            var flat = tensor.view(-1);
+            float[] kept = [flat[0].item<float>(), flat[1].item<float>()];
+            using (no_grad())
+            {
+                flat[0] = value;
+                flat[1] = value;
+            }
+            Assert.AreEqual(full, network.FindNonFinite(), $"{value}: full check");
+            Assert.AreEqual(afterTraining, network.FindNonFiniteAfterTraining(last), $"{value}: after training");
+            using (no_grad())
+            {
+                flat[0] = kept[0];
+                flat[1] = kept[1];
+            }
+        }
+    }
+
     private static int IndexOf(byte[] haystack, byte[] needle)
     {
         for (int i = 0; i + needle.Length <= haystack.Length; i++)

@@ -255,37 +255,63 @@ internal sealed partial class ApdNetwork : IDisposable
 
     /// <summary>The first stored tensor with a NaN or infinite element, described ("σ of layer fc2", "task 'a''s head"),
     /// or null when every parameter is finite. A network is checked after training; one that fails is never kept.</summary>
-    internal string? FindNonFinite()
+    internal string? FindNonFinite() => FindNonFinite(StoredTensors(trainedTask: null));
+
+    /// <summary><see cref="FindNonFinite()"/> over what training <paramref name="task"/> wrote: σ, every task's τ (the
+    /// retroactive update rewrites them all) and the task's own mask, bias, head and model of its inputs. The rest —
+    /// earlier tasks' masks, biases, heads and models of their inputs, the locally-shared σ̃ — is immutable and was
+    /// checked when it was written, so the check after a task does not grow with the earlier tasks beyond their τ.</summary>
+    internal string? FindNonFiniteAfterTraining(string task) => FindNonFinite(StoredTensors(trainedTask: task));
+
+    private static string? FindNonFinite(IEnumerable<(string Where, Tensor Tensor)> tensors)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        static bool Finite(Tensor t) => t.isfinite().all().item<bool>();
-        // One check over every stored value at once (a copy of the model's values, no per-tensor round trip); the
-        // search below only runs to name the culprit.
-        var everything = _layers.SelectMany(layer => layer.Slots.Values
-                .SelectMany(slot => new[] { slot.MaskLogits, slot.Bias, slot.Adaptive.Values }.Concat(LowRankFactors(slot)))
-                .Concat(layer.LocallyShared.Values.Select(local => local.Values))
-                .Append(layer.Shared))
-            .Concat(_heads.Values.SelectMany(head => new[] { head.Weight, head.Bias }))
-            .Concat(_inputModels.Values.SelectMany(inputs => new[] { inputs.Mean, inputs.Variance }))
-            .Select(t => t.reshape(-1)).ToList();
-        if (everything.Count == 0 || Finite(cat(everything, 0))) return null;
+        // A sum is finite exactly when every element is, unless it overflows (then the elementwise test decides): one
+        // reduction per tensor, nothing allocated the size of the model.
+        static bool Finite(Tensor t) => float.IsFinite(t.sum().item<float>()) || t.isfinite().all().item<bool>();
+        foreach (var (where, tensor) in tensors)
+            if (!Finite(tensor)) return where;
+        return null;
+    }
+
+    /// <summary>The stored tensors in a fixed order, each with its description; with <paramref name="trainedTask"/>,
+    /// only those training it writes (see <see cref="FindNonFiniteAfterTraining"/>).</summary>
+    private IEnumerable<(string Where, Tensor Tensor)> StoredTensors(string? trainedTask)
+    {
+        bool all = trainedTask is null;
         for (int l = 0; l < _layers.Count; l++)
         {
             var layer = _layers[l];
             string name = $"layer {layer.Kind}{l + 1}";
-            if (!Finite(layer.Shared)) return $"σ of {name}";
+            yield return ($"σ of {name}", layer.Shared);
             foreach (var (task, slot) in layer.Slots)
-                if (!Finite(slot.MaskLogits) || !Finite(slot.Bias) || !Finite(slot.Adaptive.Values) || !LowRankFactors(slot).All(Finite))
-                    return $"task '{task}''s mask, bias or τ in {name}";
-            foreach (var (g, local) in layer.LocallyShared)
-                if (!Finite(local.Values)) return $"the locally-shared σ̃ of group {g} in {name}";
+            {
+                string where = $"task '{task}''s mask, bias or τ in {name}";
+                if (all || task == trainedTask)
+                {
+                    yield return (where, slot.MaskLogits);
+                    yield return (where, slot.Bias);
+                    foreach (var factor in LowRankFactors(slot)) yield return (where, factor);
+                }
+                yield return (where, slot.Adaptive.Values);
+            }
+            if (all)
+                foreach (var (g, local) in layer.LocallyShared)
+                    yield return ($"the locally-shared σ̃ of group {g} in {name}", local.Values);
         }
         foreach (var (task, head) in _heads)
-            if (!Finite(head.Weight) || !Finite(head.Bias)) return $"task '{task}''s head";
+            if (all || task == trainedTask)
+            {
+                yield return ($"task '{task}''s head", head.Weight);
+                yield return ($"task '{task}''s head", head.Bias);
+            }
         foreach (var (task, inputs) in _inputModels)
-            if (!Finite(inputs.Mean) || !Finite(inputs.Variance)) return $"task '{task}''s model of its inputs";
-        return null;
+            if (all || task == trainedTask)
+            {
+                yield return ($"task '{task}''s model of its inputs", inputs.Mean);
+                yield return ($"task '{task}''s model of its inputs", inputs.Variance);
+            }
     }
 
     private static Tensor[] LowRankFactors(TaskSlot slot) => slot.LowRank is { } lowRank ? [lowRank.Left, lowRank.Right] : [];

@@ -103,7 +103,7 @@ internal static class ApdLearner
             if (epoch + 1 < h.NumberOfEpochs) session.Retroactive.Refresh(session.Shared);
         }
         session.Commit(h.NumberOfEpochs > 0 ? inputs.ToModel() : null);
-        if (network.FindNonFinite() is { } where)
+        if (network.FindNonFiniteAfterTraining(task) is { } where)
             throw Diverged(task, h.NumberOfEpochs - 1, h, $"after training, {where} is NaN or infinite", double.NaN, largestFeature);
     }
 
