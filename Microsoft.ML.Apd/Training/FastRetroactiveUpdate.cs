@@ -42,8 +42,8 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     /// <summary>Entries per block of the supports (<see cref="Support"/>): 8 MB of positions. Every pass over the
     /// supports allocates its result; results of at most this size are recycled by the C allocator (glibc keeps blocks
     /// up to 32 MB in its heap), while one tensor over every earlier task's entries — hundreds of MB at a few hundred
-    /// tasks — is fresh memory from the system each time, and its page faults cost far more than the arithmetic
-    /// (measured: 10× the Fit time at 300 tasks).</summary>
+    /// tasks — is fresh memory from the system each time, and its page faults cost far more than the arithmetic (one
+    /// tensor per pass: 5 s per Fit at 300 tasks, 0.16 s with glibc told to keep freed memory; docs/benchmarks.md).</summary>
     internal const long BlockEntries = 1L << 20;
 
     private readonly string[] _tasks;
