@@ -101,6 +101,25 @@ public sealed class LowRankAdaptiveTests
         Assert.IsLessThanOrEqualTo(network.SaveSizeBound(), (long)bytes.Length, "SaveSizeBound bounds the bytes");
     }
 
+    /// <summary>On a convolution layer U_t is [channels, r] and V_t [in-channels · k · k, r], reshaped to the kernel; such
+    /// a network saves and loads bit-exactly too.</summary>
+    [TestMethod]
+    public void ConvolutionLayersGetAPartShapedLikeTheirKernel()
+    {
+        using var network = EngineTestData.Train(EngineTestData.SmallCnn, 2, Settings(rank: 2));
+        var lowRank = network.Layers[0].Slots["t1"].LowRank!;
+        CollectionAssert.AreEqual(new long[] { 3, 2 }, lowRank.Left.shape);
+        CollectionAssert.AreEqual(new long[] { 9, 2 }, lowRank.Right.shape);
+        using (var dense = lowRank.ToDense(network.Layers[0].WeightShape))
+            CollectionAssert.AreEqual(new long[] { 3, 1, 3, 3 }, dense.shape);
+        var bytes = EngineTestData.Serialize(network);
+        using var loaded = ApdNetwork.Load(new BinaryReader(new MemoryStream(bytes)), CPU);
+        var (x, _) = EngineTestData.Task(9, 64);
+        using (x)
+            foreach (var task in network.Tasks)
+                CollectionAssert.AreEqual(EngineTestData.Logits(network, task, x), EngineTestData.Logits(loaded, task, x), task);
+    }
+
     /// <summary>Forgetting a task with a low-rank part leaves every other task bit-identical; training a clone leaves
     /// the original bit-identical.</summary>
     [TestMethod]

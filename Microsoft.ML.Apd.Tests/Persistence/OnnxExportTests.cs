@@ -107,6 +107,14 @@ public sealed class OnnxExportTests
         using var model = _ml.MulticlassClassification.Trainers.Apd(options).Fit(data);
         Assert.IsNotNull(model.Network.Layers[0].Slots["t2"].LowRank);
         AssertSameAsTransform(model.Transform(data), Score(Export(model, data), data), padded: true);
+
+        // On a convolution layer the product is reshaped to the kernel.
+        var images = _ml.Data.LoadFromEnumerable(Enumerable.Range(0, 3).SelectMany(t => ImageRows(t, n: 40)).ToList());
+        var conv = ConvOptions([4]);
+        conv.LowRankAdaptiveRank = 2;
+        using var convModel = _ml.MulticlassClassification.Trainers.Apd(conv).Fit(images);
+        Assert.IsNotNull(convModel.Network.Layers[0].Slots["t2"].LowRank);
+        AssertSameAsTransform(convModel.Transform(images), Score(Export(convModel, images), images), padded: true);
     }
 
     [TestMethod]
