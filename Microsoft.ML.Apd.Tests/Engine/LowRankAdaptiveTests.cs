@@ -168,6 +168,31 @@ public sealed class LowRankAdaptiveTests
         }
     }
 
+    /// <summary>Truncation keeps the fewest leading singular components with the asked share of ‖U Vᵀ‖²: a product of
+    /// rank 2 padded to r = 4 with a tiny third direction keeps 2 at 0.999 and is the same matrix to that share; at 1
+    /// the factors stay as trained; U = 0 stores nothing.</summary>
+    [TestMethod]
+    public void TruncationKeepsTheLeadingComponents()
+    {
+        using var generator = new Generator(4);
+        using var scope = NewDisposeScope();
+        var left = randn([6, 4], generator: generator);
+        var right = randn([10, 4], generator: generator);
+        left[.., 3] = 0;                        // a fourth component that is exactly 0
+        right[.., 2] = right[.., 2] * 1e-3;     // a third with ~1e-6 of the energy: two components matter
+        var product = left.mm(right.t());
+
+        var (keptLeft, keptRight) = LowRankAdaptive.Truncated(left, right, 0.999)!.Value;
+        Assert.AreEqual(2L, keptLeft.shape[1]);
+        Assert.AreEqual(2L, keptRight.shape[1]);
+        var error = (keptLeft.mm(keptRight.t()) - product).square().sum().item<float>() / product.square().sum().item<float>();
+        Assert.IsLessThan(1e-3f, error);
+
+        var (allLeft, allRight) = LowRankAdaptive.Truncated(left, right, 1)!.Value;
+        Assert.IsTrue(allLeft.eq(left).all().item<bool>() && allRight.eq(right).all().item<bool>(), "1 keeps the trained factors");
+        Assert.IsNull(LowRankAdaptive.Truncated(zeros([6, 4]), right, 0.999));
+    }
+
     /// <summary>A group's learning-rate multiplier scales its step: Adam's first step moves every element with a
     /// gradient by the learning rate, so the faster group moves exactly multiplier × as far.</summary>
     [TestMethod]

@@ -59,6 +59,8 @@ internal sealed record ApdHyperparameters
     public bool HalfPrecisionStorage { get; init; } = Defaults.HalfPrecisionStorage;
     /// <summary>r: rank of the low-rank adaptive part U_t V_tᵀ of the first layers for every task after the first (0: none).</summary>
     public int LowRankAdaptiveRank { get; init; } = Defaults.LowRankAdaptiveRank;
+    /// <summary>The share of ‖U_t V_tᵀ‖_F² the stored part keeps (its leading singular components; 1: all r).</summary>
+    public double LowRankKeptEnergy { get; init; } = Defaults.LowRankKeptEnergy;
     /// <summary>How many layers, from the input, have a low-rank part.</summary>
     public int LowRankAdaptiveLayers { get; init; } = Defaults.LowRankAdaptiveLayers;
     /// <summary>U_t and V_t learn at LearningRate × this.</summary>

@@ -44,6 +44,29 @@ internal sealed class LowRankAdaptive : IDisposable
     /// (its last bits may differ from <see cref="ToDense"/>'s; the stored model uses ToDense only).</summary>
     public static Tensor Product(Tensor left, Tensor right, long[] weightShape) => left.mm(right.t()).reshape(weightShape);
 
+    /// <summary>
+    /// U Vᵀ of trained factors (caller's scope) reduced to its fewest leading singular components that keep at least
+    /// <paramref name="keptEnergy"/> of ‖U Vᵀ‖_F² (1: the trained factors as they are; null when U Vᵀ = 0), as new factors
+    /// U' = Q_U A √S, V' = Q_V B √S from U = Q_U R_U, V = Q_V R_V and R_U R_Vᵀ = A S Bᵀ (an r × r SVD): tasks that need
+    /// a one- or two-dimensional change store that many components, not r.
+    /// </summary>
+    public static (Tensor Left, Tensor Right)? Truncated(Tensor left, Tensor right, double keptEnergy)
+    {
+        using var scope = NewDisposeScope();
+        if (keptEnergy >= 1) return (left.detach().clone().MoveToOuterDisposeScope(), right.detach().clone().MoveToOuterDisposeScope());
+        var (qLeft, rLeft) = linalg.qr(left.detach());
+        var (qRight, rRight) = linalg.qr(right.detach());
+        var (a, singular, bT) = linalg.svd(rLeft.mm(rRight.t()), fullMatrices: false);
+        var energy = singular.square().cumsum(0).data<float>().ToArray();
+        if (energy.Length == 0 || !(energy[^1] > 0)) return null;
+        int kept = Array.FindIndex(energy, e => e >= keptEnergy * energy[^1]) + 1;
+        if (kept == 0) kept = energy.Length; // rounding: the last partial sum fell short of keptEnergy × itself
+        var scale = singular.narrow(0, 0, kept).sqrt();
+        var newLeft = qLeft.mm(a.narrow(1, 0, kept)) * scale;
+        var newRight = qRight.mm(bT.narrow(0, 0, kept).t()) * scale;
+        return (newLeft.MoveToOuterDisposeScope(), newRight.MoveToOuterDisposeScope());
+    }
+
     /// <summary>Fan-in of a weight shape [out, ...]: the row length of V.</summary>
     public static long FanIn(long[] weightShape) => weightShape.Skip(1).Aggregate(1L, (a, b) => a * b);
 

@@ -77,6 +77,8 @@ public sealed partial class ApdTrainer
             public const bool HalfPrecisionStorage = true;
             /// <summary>Default <see cref="Options.LowRankAdaptiveRank"/> (0: none, as the authors).</summary>
             public const int LowRankAdaptiveRank = 0;
+            /// <summary>Default <see cref="Options.LowRankKeptEnergy"/>.</summary>
+            public const double LowRankKeptEnergy = 1;
             /// <summary>Default <see cref="Options.LowRankAdaptiveLayers"/>.</summary>
             public const int LowRankAdaptiveLayers = 1;
             /// <summary>Default <see cref="Options.LowRankLearningRateMultiplier"/>.</summary>
@@ -234,6 +236,11 @@ public sealed partial class ApdTrainer
         /// network). On 10 permuted Fashion-MNIST tasks it buys back most of the accuracy a network per task has (README
         /// "Size", docs/benchmarks.md); on related tasks (Split) it only adds size. Frozen once the task is learned.</summary>
         public int LowRankAdaptiveRank = Defaults.LowRankAdaptiveRank;
+
+        /// <summary>The share of ‖U_t V_tᵀ‖_F² a task stores (default 1: all r components): when a task is learned its
+        /// U_t V_tᵀ is reduced to its fewest leading singular components that keep at least this share, so a task that
+        /// needed a one- or two-dimensional change stores that many components, not r. In (0, 1].</summary>
+        public double LowRankKeptEnergy = Defaults.LowRankKeptEnergy;
 
         /// <summary>How many layers, counted from the input, get a low-rank part when <see cref="LowRankAdaptiveRank"/> &gt; 0
         /// (default 1: the first layer only; at most the number of convolution and hidden layers).</summary>
@@ -398,6 +405,8 @@ public sealed partial class ApdTrainer
             if (LowRankAdaptiveRank > narrowest)
                 throw new ArgumentOutOfRangeException(nameof(LowRankAdaptiveRank), LowRankAdaptiveRank, $"{nameof(LowRankAdaptiveRank)} must be at most {narrowest}, the outputs of the narrowest layer that gets a low-rank part.");
             Positive(LowRankLearningRateMultiplier, nameof(LowRankLearningRateMultiplier));
+            if (!(LowRankKeptEnergy > 0 && LowRankKeptEnergy <= 1))
+                throw new ArgumentOutOfRangeException(nameof(LowRankKeptEnergy), LowRankKeptEnergy, $"{nameof(LowRankKeptEnergy)} must be in (0, 1].");
             if (!Enum.IsDefined(RetroactiveUpdate))
                 throw new ArgumentOutOfRangeException(nameof(RetroactiveUpdate), RetroactiveUpdate, $"Unknown {nameof(RetroactiveUpdate)} mode.");
             if (!Enum.IsDefined(DataLoading))
@@ -443,6 +452,7 @@ public sealed partial class ApdTrainer
             HalfPrecisionStorage = HalfPrecisionStorage,
             LowRankAdaptiveRank = LowRankAdaptiveRank,
             LowRankAdaptiveLayers = LowRankAdaptiveLayers,
+            LowRankKeptEnergy = LowRankKeptEnergy,
             LowRankLearningRateMultiplier = LowRankLearningRateMultiplier,
         };
 

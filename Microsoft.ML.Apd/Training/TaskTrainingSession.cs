@@ -181,16 +181,23 @@ internal sealed class TaskTrainingSession : IDisposable
             _network.Layers[l].ReplaceShared(TensorOwnership.Copy(Shared[l]));
             slots.Add(new TaskSlot(TensorOwnership.Copy(MaskLogits[l]), TensorOwnership.Copy(Biases[l]),
                 SparseAdaptive.FromDense(Adaptive[l], threshold, _hyperparameters.HalfPrecisionStorage),
-                lowRank: l < LowRank.Count ? new LowRankAdaptive(Stored(LowRank[l].Left), Stored(LowRank[l].Right)) : null));
+                lowRank: l < LowRank.Count ? StoredLowRank(LowRank[l]) : null));
         }
         Retroactive.Commit(_network);
         _network.AddTask(Task, new TaskHead(TensorOwnership.Copy(HeadWeight), TensorOwnership.Copy(HeadBias)), slots, inputs);
     }
 
-    /// <summary>A trained factor as stored: a copy, rounded to float16 with half-precision storage (the model Fit returns
-    /// then computes with exactly the values a saved file holds).</summary>
-    private Tensor Stored(Parameter factor)
-        => TensorOwnership.Keep(() => _hyperparameters.HalfPrecisionStorage ? SparseAdaptive.RoundToHalf(factor.detach()) : factor.detach().clone());
+    /// <summary>The trained U_t V_tᵀ as stored: its leading components that keep LowRankKeptEnergy of it (none when it
+    /// is 0), rounded to float16 with half-precision storage (the model Fit returns then computes with exactly the
+    /// values a saved file holds).</summary>
+    private LowRankAdaptive? StoredLowRank((Parameter Left, Parameter Right) factors)
+    {
+        using var scope = NewDisposeScope();
+        if (LowRankAdaptive.Truncated(factors.Left, factors.Right, _hyperparameters.LowRankKeptEnergy) is not var (left, right))
+            return null;
+        Tensor Stored(Tensor factor) => TensorOwnership.Keep(() => _hyperparameters.HalfPrecisionStorage ? SparseAdaptive.RoundToHalf(factor) : factor.clone());
+        return new LowRankAdaptive(Stored(left), Stored(right));
+    }
 
     public void Dispose()
     {

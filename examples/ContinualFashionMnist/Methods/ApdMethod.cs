@@ -39,6 +39,7 @@ public sealed class ApdMethod : IContinualMethod
         o.HalfPrecisionStorage = settings.ApdHalfPrecisionStorage ?? o.HalfPrecisionStorage;
         o.LowRankAdaptiveRank = settings.ApdLowRankRank ?? o.LowRankAdaptiveRank;
         o.LowRankAdaptiveLayers = settings.ApdLowRankLayers ?? o.LowRankAdaptiveLayers;
+        o.LowRankKeptEnergy = settings.ApdLowRankKeptEnergy ?? o.LowRankKeptEnergy;
         o.LowRankLearningRateMultiplier = settings.ApdLowRankLearningRateMultiplier ?? o.LowRankLearningRateMultiplier;
         o.Progress = progress;
         return o;

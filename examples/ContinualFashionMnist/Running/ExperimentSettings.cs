@@ -40,6 +40,8 @@ public sealed record ExperimentSettings
     public bool? ApdHalfPrecisionStorage { get; init; }
     /// <summary>APD's LowRankAdaptiveRank (null: the preset's).</summary>
     public int? ApdLowRankRank { get; init; }
+    /// <summary>APD's LowRankKeptEnergy (null: the preset's).</summary>
+    public double? ApdLowRankKeptEnergy { get; init; }
     /// <summary>APD's LowRankAdaptiveLayers (null: the preset's).</summary>
     public int? ApdLowRankLayers { get; init; }
     /// <summary>APD's LowRankLearningRateMultiplier (null: the preset's).</summary>
