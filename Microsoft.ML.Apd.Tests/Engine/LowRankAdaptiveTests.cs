@@ -18,6 +18,7 @@ public sealed class LowRankAdaptiveTests
         ConsolidationInterval = 3,
         ConsolidationThreshold = 0.05,
         LowRankAdaptiveRank = rank,
+        LowRankKeptEnergy = 1, // every component stored, so the shapes below are r
     };
 
     /// <summary>Tasks after the first get U_t [out, r] and V_t [in, r] on the first layer only, trained off zero, rounded
@@ -41,6 +42,14 @@ public sealed class LowRankAdaptiveTests
             long tau = network.Layers.Sum(l => l.Slots[task].Adaptive.NonZeros);
             Assert.AreEqual(tau + 2 * (16 + 8), report.AdaptiveNonZerosPerTask[task]);
         }
+    }
+
+    /// <summary>A rank above a layer's own (here 8 inputs) is capped at it.</summary>
+    [TestMethod]
+    public void RankIsCappedAtTheLayersRank()
+    {
+        using var network = EngineTestData.Train(EngineTestData.SmallMlp, 2, Settings(rank: 32));
+        Assert.AreEqual(8L, network.Layers[0].Slots["t1"].LowRank!.Rank);
     }
 
     /// <summary>With LowRankAdaptiveLayers = 2 the second layer gets its own U_t [8, r], V_t [16, r] too.</summary>

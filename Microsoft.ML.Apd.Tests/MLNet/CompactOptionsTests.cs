@@ -30,10 +30,11 @@ public sealed class CompactOptionsTests
             (o => o.ProximalStrength = double.PositiveInfinity, nameof(ApdTrainer.Options.ProximalStrength)),
             (o => o.InitialMaskLogit = double.NaN, nameof(ApdTrainer.Options.InitialMaskLogit)),
             (o => o.LowRankAdaptiveRank = -1, nameof(ApdTrainer.Options.LowRankAdaptiveRank)),
-            (o => o.LowRankAdaptiveRank = 257, nameof(ApdTrainer.Options.LowRankAdaptiveRank)), // the first layer has 256 outputs
             (o => o.LowRankAdaptiveLayers = 0, nameof(ApdTrainer.Options.LowRankAdaptiveLayers)),
             (o => o.LowRankAdaptiveLayers = 3, nameof(ApdTrainer.Options.LowRankAdaptiveLayers)), // the default network has 2 layers
-            (o => { o.LowRankAdaptiveLayers = 2; o.LowRankAdaptiveRank = 129; }, nameof(ApdTrainer.Options.LowRankAdaptiveRank)), // the second has 128 outputs
+            (o => o.LowRankKeptEnergy = 0, nameof(ApdTrainer.Options.LowRankKeptEnergy)),
+            (o => o.LowRankKeptEnergy = 1.5, nameof(ApdTrainer.Options.LowRankKeptEnergy)),
+            (o => o.LowRankKeptEnergy = double.NaN, nameof(ApdTrainer.Options.LowRankKeptEnergy)),
             (o => o.LowRankLearningRateMultiplier = 0, nameof(ApdTrainer.Options.LowRankLearningRateMultiplier)),
             (o => o.LowRankLearningRateMultiplier = double.NaN, nameof(ApdTrainer.Options.LowRankLearningRateMultiplier)),
         })

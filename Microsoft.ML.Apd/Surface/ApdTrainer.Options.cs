@@ -397,13 +397,9 @@ public sealed partial class ApdTrainer
                 throw new ArgumentOutOfRangeException(nameof(InitialMaskLogit), logit, $"{nameof(InitialMaskLogit)} must be finite (or null).");
             if (LowRankAdaptiveRank < 0)
                 throw new ArgumentOutOfRangeException(nameof(LowRankAdaptiveRank), LowRankAdaptiveRank, $"{nameof(LowRankAdaptiveRank)} must be zero (none) or positive.");
-            var layerOutputs = (ConvolutionLayers ?? []).Concat(HiddenLayerSizes).ToArray();
-            if (LowRankAdaptiveLayers < 1 || LowRankAdaptiveLayers > layerOutputs.Length)
-                throw new ArgumentOutOfRangeException(nameof(LowRankAdaptiveLayers), LowRankAdaptiveLayers, $"{nameof(LowRankAdaptiveLayers)} must be between 1 and the network's {layerOutputs.Length} layers.");
-            // Beyond a layer's outputs a higher rank adds parameters and no expressiveness.
-            int narrowest = layerOutputs.Take(LowRankAdaptiveLayers).Min();
-            if (LowRankAdaptiveRank > narrowest)
-                throw new ArgumentOutOfRangeException(nameof(LowRankAdaptiveRank), LowRankAdaptiveRank, $"{nameof(LowRankAdaptiveRank)} must be at most {narrowest}, the outputs of the narrowest layer that gets a low-rank part.");
+            int layerCount = (ConvolutionLayers?.Length ?? 0) + HiddenLayerSizes.Length;
+            if (LowRankAdaptiveLayers < 1 || LowRankAdaptiveLayers > layerCount)
+                throw new ArgumentOutOfRangeException(nameof(LowRankAdaptiveLayers), LowRankAdaptiveLayers, $"{nameof(LowRankAdaptiveLayers)} must be between 1 and the network's {layerCount} layers.");
             Positive(LowRankLearningRateMultiplier, nameof(LowRankLearningRateMultiplier));
             if (!(LowRankKeptEnergy > 0 && LowRankKeptEnergy <= 1))
                 throw new ArgumentOutOfRangeException(nameof(LowRankKeptEnergy), LowRankKeptEnergy, $"{nameof(LowRankKeptEnergy)} must be in (0, 1].");

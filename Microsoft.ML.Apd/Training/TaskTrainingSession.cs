@@ -52,9 +52,10 @@ internal sealed class TaskTrainingSession : IDisposable
             int rank = _isFirstTask ? 0 : hyperparameters.LowRankAdaptiveRank;
             foreach (var layer in network.Layers.Take(rank > 0 ? hyperparameters.LowRankAdaptiveLayers : 0))
             {
-                long fanIn = LowRankAdaptive.FanIn(layer.WeightShape);
-                LowRank.Add((Trainable(zeros([layer.OutputCount, rank], device: device)),
-                    Trainable(VarianceScaling.Sample([fanIn, rank], fanIn, generator, device))));
+                // No higher than the layer's own rank: beyond it the factors add parameters and nothing else.
+                long fanIn = LowRankAdaptive.FanIn(layer.WeightShape), layerRank = Math.Min(rank, Math.Min(layer.OutputCount, fanIn));
+                LowRank.Add((Trainable(zeros([layer.OutputCount, layerRank], device: device)),
+                    Trainable(VarianceScaling.Sample([fanIn, layerRank], fanIn, generator, device))));
             }
         }
         Retroactive = RetroactiveUpdate.Create(network, hyperparameters);
