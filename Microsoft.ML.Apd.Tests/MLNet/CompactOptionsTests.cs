@@ -46,7 +46,7 @@ public sealed class CompactOptionsTests
         }
     }
 
-    /// <summary>The preset is the authors' algorithm: every compactness lever off and the authors' β, every other option the default.</summary>
+    /// <summary>The preset is the authors' algorithm: every compactness lever off (no low-rank part) and the authors' β, every other option the default.</summary>
     [TestMethod]
     public void PaperPresetIsTheAuthorsAlgorithm()
     {
@@ -57,11 +57,12 @@ public sealed class CompactOptionsTests
         Assert.IsNull(paper.InitialMaskLogit);
         Assert.IsFalse(paper.HalfPrecisionStorage);
         Assert.AreEqual(1e-2, paper.ConsolidationThreshold);
+        Assert.AreEqual(0, paper.LowRankAdaptiveRank);
         var defaults = new ApdTrainer.Options().ToHyperparameters(1);
         Assert.AreEqual(defaults with
         {
             TrainFirstTaskAdaptive = true, AdaptiveStartsAtZero = false, ProximalStrength = 0, InitialMaskLogit = null,
-            HalfPrecisionStorage = false, ConsolidationThreshold = 1e-2,
+            HalfPrecisionStorage = false, ConsolidationThreshold = 1e-2, LowRankAdaptiveRank = 0,
         }, paper);
     }
 

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Apd.Engine;
@@ -97,7 +98,9 @@ internal static class KnowledgeConsolidation
     private static Tensor Full(TaskSlot slot, IReadOnlyDictionary<int, SparseAdaptive> locallyShared)
     {
         var adaptive = slot.Adaptive.ToDense();
-        return slot.Group is int g && locallyShared.TryGetValue(g, out var local) ? local.ToDense() + adaptive : adaptive;
+        // The scalar α = 1 of the sum held for the call (see TensorOwnership): run per task, `a + b` lost it once.
+        using var one = 1.ToScalar();
+        return slot.Group is int g && locallyShared.TryGetValue(g, out var local) ? local.ToDense().add_(adaptive, one) : adaptive;
     }
 
     /// <summary>

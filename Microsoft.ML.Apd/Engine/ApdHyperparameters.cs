@@ -8,9 +8,10 @@ namespace Microsoft.ML.Apd.Engine;
 internal sealed record ApdHyperparameters
 {
     /// <summary>The authors' algorithm: τ_1 trained, τ_t from a copy of σ, the subgradient L1 only, random mask
-    /// logits, β = 1e-2, float32 storage.</summary>
+    /// logits, β = 1e-2, float32 storage, no low-rank part.</summary>
     public static ApdHyperparameters Paper => new()
     {
+        LowRankAdaptiveRank = 0,
         ConsolidationThreshold = 1e-2,
         TrainFirstTaskAdaptive = true,
         AdaptiveStartsAtZero = false,

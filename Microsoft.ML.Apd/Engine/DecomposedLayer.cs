@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Apd.Engine;
@@ -42,14 +43,17 @@ internal abstract class DecomposedLayer : IDisposable
     {
         var slot = Slots[task];
         var adaptive = slot.Adaptive.ToDense();
-        return slot.Group is int g && LocallyShared.TryGetValue(g, out var local) ? local.ToDense() + adaptive : adaptive;
+        // Scalars held for the call (see TensorOwnership): this runs once per task when scoring or consolidating.
+        using var one = 1.ToScalar();
+        return slot.Group is int g && LocallyShared.TryGetValue(g, out var local) ? local.ToDense().add_(adaptive, one) : adaptive;
     }
 
     /// <summary>The full adaptive part σ̃_{g(t)} + τ_t + U_t V_tᵀ of a stored task, dense (caller's scope).</summary>
     public Tensor FullAdaptive(string task)
     {
         var sparse = SparseAdaptivePart(task);
-        return Slots[task].LowRank is { } lowRank ? sparse + lowRank.ToDense(WeightShape) : sparse;
+        using var one = 1.ToScalar();
+        return Slots[task].LowRank is { } lowRank ? sparse.add_(lowRank.ToDense(WeightShape), one) : sparse;
     }
 
     /// <summary>θ_t of a stored task (thresholded τ), dense, no autograd (caller's scope).</summary>

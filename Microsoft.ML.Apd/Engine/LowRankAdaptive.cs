@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Apd.Engine;
@@ -35,8 +36,9 @@ internal sealed class LowRankAdaptive : IDisposable
     {
         using var scope = NewDisposeScope();
         var sum = zeros([Left.shape[0], Right.shape[0]], dtype: Left.dtype, device: Left.device);
+        using var one = 1.ToScalar(); // held for the calls (see TensorOwnership)
         for (long k = 0; k < Rank; k++)
-            sum.add_(Left.narrow(1, k, 1) * Right.narrow(1, k, 1).t());
+            sum.add_(Left.narrow(1, k, 1) * Right.narrow(1, k, 1).t(), one);
         return sum.reshape(weightShape).MoveToOuterDisposeScope();
     }
 
