@@ -38,6 +38,38 @@ public sealed class ConsolidationTests
         CollectionAssert.AreEqual(expected.data<double>().ToArray(), KMeans.Gram(sparse).data<double>().ToArray());
     }
 
+    /// <summary>Each entry of the sparse Gram matrix is Σ_e x_ie·x_je summed in ascending position order, to the bit
+    /// (consolidation's clusters, hence the models, must not depend on how the sum is organised), and it is exactly
+    /// symmetric: points that share many positions, a few dense ones, values of mixed sign and scale.</summary>
+    [TestMethod]
+    public void GramEntriesAreThePositionOrderedSumsToTheBit()
+    {
+        using var scope = NewDisposeScope();
+        var random = new Random(5);
+        const int count = 23, size = 400;
+        var dense = new float[count][];
+        for (int i = 0; i < count; i++)
+        {
+            double density = i % 7 == 0 ? 0.95 : 0.2;
+            dense[i] = Enumerable.Range(0, size).Select(e => random.NextDouble() < (e < 100 ? 0.9 : density)
+                ? (float)((random.NextDouble() - 0.5) * Math.Pow(10, random.Next(-3, 3))) : 0f).ToArray();
+        }
+        var sparse = dense.Select(row =>
+        {
+            var positions = Enumerable.Range(0, size).Where(e => row[e] != 0).Select(e => (long)e).ToArray();
+            return (positions, positions.Select(e => row[e]).ToArray());
+        }).ToList();
+        var gram = KMeans.Gram(sparse).data<double>().ToArray();
+        for (int i = 0; i < count; i++)
+            for (int j = 0; j < count; j++)
+            {
+                double expected = 0;
+                for (int e = 0; e < size; e++)
+                    if (dense[i][e] != 0 && dense[j][e] != 0) expected += (double)dense[i][e] * dense[j][e];
+                Assert.AreEqual(BitConverter.DoubleToInt64Bits(expected), BitConverter.DoubleToInt64Bits(gram[i * count + j]), $"entry ({i}, {j})");
+            }
+    }
+
     /// <summary>Consolidation's Gram matrix, from products of the stored parts, is X Xᵀ of the full adaptive tensors
     /// σ̃_{g(i)} + τ_i: tasks with and without a group, a group with no σ̃, σ̃ and τ overlapping.</summary>
     [TestMethod]

@@ -67,17 +67,30 @@ internal static class KMeans
             }
         Array.Sort(keys, values);
         var gram = new double[count * count];
+        // One position's points and values at a time, so the quadratic loop does no 64-bit division. Only i ≤ j is
+        // summed (the points of a position ascend), then mirrored: each entry gets the same products in the same order
+        // as the full loop would give it (a·b = b·a exactly), so the result is the same to the bit at half the work.
+        var members = new int[count];
+        var pointValues = new double[count];
         for (long start = 0; start < entries;)
         {
-            long position = keys[start] / count, end = start;
-            while (end < entries && keys[end] / count == position) end++;
-            for (long a = start; a < end; a++)
+            long position = keys[start] / count;
+            int n = 0;
+            for (long end = start; end < entries && keys[end] / count == position; end++, n++)
             {
-                long row = keys[a] % count * count;
-                for (long b = start; b < end; b++) gram[row + keys[b] % count] += values[a] * values[b];
+                members[n] = (int)(keys[end] % count);
+                pointValues[n] = values[end];
             }
-            start = end;
+            for (int a = 0; a < n; a++)
+            {
+                long row = (long)members[a] * count;
+                double value = pointValues[a];
+                for (int b = a; b < n; b++) gram[row + members[b]] += value * pointValues[b];
+            }
+            start += n;
         }
+        for (int i = 0; i < count; i++)
+            for (int j = i + 1; j < count; j++) gram[(long)j * count + i] = gram[(long)i * count + j];
         return tensor(gram, [count, count], dtype: ScalarType.Float64);
     }
 }

@@ -14,13 +14,14 @@ using Row = PublicApi.Row;
 /// <c>Fit</c> as a user would, and records per task the Fit seconds, the training step time, the process working set
 /// and the peak during the Fit; every <c>every</c> tasks also the saved model bytes and the capacity. Then, on the last
 /// model: save/load seconds (MB/s), <c>Forget</c> of one task, scoring rows of every task with mixed task ids (rows/s
-/// and working-set growth), and <c>PredictionEngine</c> p50 for rows of recently used tasks at 10 tasks (a model kept
-/// from task 10) and at the last task.
+/// and working-set growth), <c>PredictionEngine</c> p50 for rows of recently used tasks at 10 tasks (a model kept
+/// from task 10) and at the last task, and last one more task whose <c>Fit</c> runs the consolidation round the default
+/// schedule would run at that T (its K), whatever <c>consolidationInterval</c> the run used.
 /// </summary>
 internal static class ScaleBenchmark
 {
     public static void Run(FashionMnistSet train, FashionMnistSet test, int tasks, int images, int epochs,
-        int? consolidationInterval, int every, string outDirectory, TextWriter output)
+        int? consolidationInterval, int every, string outDirectory, TextWriter output, double? minutes = null)
     {
         var ml = new MLContext(seed: 1);
         var options = new ApdTrainer.Options { NumberOfEpochs = epochs, Seed = 1 };
@@ -34,25 +35,28 @@ internal static class ScaleBenchmark
         string csvPath = Path.Combine(outDirectory, "scale.csv");
         using (var csv = new StreamWriter(csvPath))
         {
-            csv.WriteLine("task,fit_seconds,step_ms,working_set_mb,fit_peak_mb,model_bytes,capacity");
+            csv.WriteLine("task,fit_seconds,step_ms,working_set_mb,fit_peak_mb,model_bytes,capacity,fit_minor_faults,gen2_collections");
             ApdTransformer? model = null, tenTaskModel = null;
             var total = Stopwatch.StartNew();
-            for (int t = 0; t < tasks; t++)
+            // A time budget (--minutes) ends training early; the measurements after it then run on the model reached.
+            for (int t = 0; t < tasks && !(total.Elapsed.TotalMinutes >= minutes); t++)
             {
                 var data = ml.Data.LoadFromEnumerable(PublicApi.Permuted(taskData, t).ToList());
                 var previous = model;
                 using var peak = new PeakMemory();
+                long faultsBefore = MinorFaults();
                 var watch = Stopwatch.StartNew();
                 model = trainer.Fit(data, $"p{t}");
                 double fitSeconds = watch.Elapsed.TotalSeconds;
+                long faults = MinorFaults() - faultsBefore;
                 long fitPeak = peak.Stop();
                 if (t != 10) previous?.Dispose(); // task 10's model (t = 9) is kept for the PredictionEngine comparison
                 if (t == 9) tenTaskModel = model;
-                bool record = (t + 1) % every == 0 || t == 0 || t == tasks - 1;
+                bool record = (t + 1) % every == 0 || t == 0 || t == tasks - 1 || total.Elapsed.TotalMinutes >= minutes;
                 long bytes = record ? SavedBytes(ml, model, data.Schema) : -1;
                 double capacity = record ? model.GetStatistics().Capacity : double.NaN;
                 csv.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{t + 1},{fitSeconds:F4},{steps.StepMilliseconds:F3},{Environment.WorkingSet / 1e6:F1},{fitPeak / 1e6:F1},{(record ? bytes : "")},{(record ? capacity.ToString("F4", CultureInfo.InvariantCulture) : "")}"));
+                    $"{t + 1},{fitSeconds:F4},{steps.StepMilliseconds:F3},{Environment.WorkingSet / 1e6:F1},{fitPeak / 1e6:F1},{(record ? bytes : "")},{(record ? capacity.ToString("F4", CultureInfo.InvariantCulture) : "")},{faults},{GC.CollectionCount(2)}"));
                 csv.Flush();
                 Console.Error.WriteLine(Bar(t + 1, tasks, total.Elapsed, fitSeconds));
             }
@@ -63,10 +67,17 @@ internal static class ScaleBenchmark
             Persistence(ml, model!, output);
             Scoring(ml, model!, test, output);
             PredictionLatency(ml, tenTaskModel!, model!, test, output);
+            DefaultConsolidationRound(ml, options, model!, taskData, output);
             model!.Dispose();
             if (tenTaskModel != model) tenTaskModel?.Dispose();
         }
     }
+
+    /// <summary>Minor page faults of the process so far (first touches of fresh memory: on this VM they, not arithmetic,
+    /// made the per-Fit temporaries slow; see docs/benchmarks.md), or 0 where /proc is missing.</summary>
+    private static long MinorFaults() => File.Exists("/proc/self/stat")
+        ? long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7], CultureInfo.InvariantCulture)
+        : 0;
 
     private static string Load() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "?";
 
@@ -159,6 +170,38 @@ internal static class ScaleBenchmark
             [() => tenEngine.Predict(tenRows[i++ % tenRows.Count]), () => lastEngine.Predict(lastRows[j++ % lastRows.Count])],
             warmup: 400, rounds: 4000);
         output.WriteLine($"PredictionEngine p50, rows of 10 recently used tasks: {medians[0] * 1000:F0} µs at 10 tasks, {medians[1] * 1000:F0} µs at {count} tasks ({medians[1] / medians[0]:F2}×)");
+    }
+
+    /// <summary>
+    /// One more task on the last model (T tasks) with a trainer whose schedule makes its <c>Fit</c> consolidate, with
+    /// the K the default schedule (every <see cref="ApdTrainer.Options.Defaults.ConsolidationInterval"/> tasks, K₀ + k per
+    /// round) would use at T + 1: the cost of a default round at the largest T reached, even when the run consolidated
+    /// less often. Reported with a plain <c>Fit</c> of the same task beside it (the difference is the round).
+    /// </summary>
+    private static void DefaultConsolidationRound(MLContext ml, ApdTrainer.Options runOptions, ApdTransformer model, FashionMnistSet taskData, TextWriter output)
+    {
+        int t = model.Tasks.Count;
+        int rounds = (t + 1) / ApdTrainer.Options.Defaults.ConsolidationInterval;
+        int clusters = ApdTrainer.Options.Defaults.InitialClusterCount + ApdTrainer.Options.Defaults.ClusterCountIncrement * Math.Max(rounds - 1, 0);
+        var data = ml.Data.LoadFromEnumerable(PublicApi.Permuted(taskData, t).ToList());
+        var plainOptions = new ApdTrainer.Options { NumberOfEpochs = runOptions.NumberOfEpochs, Seed = runOptions.Seed, ConsolidationInterval = int.MaxValue };
+        var roundOptions = new ApdTrainer.Options
+        {
+            NumberOfEpochs = runOptions.NumberOfEpochs, Seed = runOptions.Seed, ConsolidationInterval = t + 1,
+            InitialClusterCount = clusters, ClusterCountIncrement = 0,
+        };
+        var plainWatch = Stopwatch.StartNew();
+        using (ml.MulticlassClassification.Trainers.Apd(plainOptions).Fit(data, $"p{t}", model)) { }
+        double plainSeconds = plainWatch.Elapsed.TotalSeconds;
+        GC.Collect();
+        long before = Environment.WorkingSet;
+        using var peak = new PeakMemory();
+        var watch = Stopwatch.StartNew();
+        using (ml.MulticlassClassification.Trainers.Apd(roundOptions).Fit(data, $"p{t}", model)) { }
+        double seconds = watch.Elapsed.TotalSeconds;
+        long top = peak.Stop();
+        output.WriteLine($"default-schedule consolidation round at T = {t + 1} (K = {clusters}): Fit {seconds:F2} s against {plainSeconds:F2} s without it " +
+            $"(round ≈ {seconds - plainSeconds:F2} s); working set {before / 1e6:F0} MB before, peak {top / 1e6:F0} MB (+{(top - before) / 1e6:F0} MB); load {Load()}");
     }
 
     /// <summary>Samples the working set every 5 ms on a background thread; <see cref="Stop"/> returns the largest seen.</summary>
