@@ -63,7 +63,7 @@ internal static class ScaleBenchmark
             Console.Error.WriteLine();
             Charts.Write(csvPath, outDirectory);
             output.WriteLine($"trained in {total.Elapsed.TotalMinutes:F1} min; load now: {Load()}");
-            PerTaskSummary(csvPath, tasks, output);
+            PerTaskSummary(csvPath, options.ConsolidationInterval, output);
             Persistence(ml, model!, output);
             Scoring(ml, model!, test, output);
             PredictionLatency(ml, tenTaskModel!, model!, test, output);
@@ -97,22 +97,23 @@ internal static class ScaleBenchmark
 
     /// <summary>Medians of Fit seconds and step time over the first and last ten tasks (all tasks but those that
     /// consolidated, whose Fit includes the consolidation), and the consolidating Fits' seconds and peaks.</summary>
-    private static void PerTaskSummary(string csvPath, int tasks, TextWriter output)
+    private static void PerTaskSummary(string csvPath, int consolidationInterval, TextWriter output)
     {
         var rows = Charts.Read(csvPath);
         double Median(IEnumerable<double> values) => Measure.Percentile(values.ToArray(), 0.5);
-        var fits = rows.Select(r => r.FitSeconds).ToArray();
-        // Consolidating tasks stand out; compare the others (a task is "plain" when its Fit is below 3× the median).
-        double median = Median(fits);
-        var plain = rows.Where(r => r.FitSeconds < 3 * median).ToList();
+        // The consolidating tasks are those the schedule names (their Fit includes the round), not the slow ones: late
+        // plain Fits can take longer than early rounds.
+        bool Consolidating(Charts.Entry r) => r.Task % consolidationInterval == 0;
+        var plain = rows.Where(r => !Consolidating(r)).ToList();
         var first = plain.Where(r => r.Task >= 6 && r.Task <= 15).ToList();
         var last = plain.TakeLast(10).ToList();
         output.WriteLine($"Fit s (median of plain tasks 6–15): {Median(first.Select(r => r.FitSeconds)):F3}; last 10: {Median(last.Select(r => r.FitSeconds)):F3} " +
             $"({Median(last.Select(r => r.FitSeconds)) / Median(first.Select(r => r.FitSeconds)):F2}×)");
         output.WriteLine($"step ms: {Median(first.Select(r => r.StepMilliseconds)):F2} → {Median(last.Select(r => r.StepMilliseconds)):F2}");
         output.WriteLine($"working set MB after task 10: {rows[Math.Min(9, rows.Count - 1)].WorkingSetMegabytes:F0}; after the last: {rows[^1].WorkingSetMegabytes:F0}; largest Fit peak {rows.Max(r => r.FitPeakMegabytes):F0}");
-        foreach (var r in rows.Where(r => r.FitSeconds >= 3 * median).Where((_, i) => i < 3).Concat(rows.Where(r => r.FitSeconds >= 3 * median).TakeLast(3)).Distinct())
-            output.WriteLine($"  long Fit (consolidation) at task {r.Task}: {r.FitSeconds:F2} s, peak {r.FitPeakMegabytes:F0} MB");
+        var rounds = rows.Where(Consolidating).ToList();
+        foreach (var r in rounds.Take(3).Concat(rounds.TakeLast(3)).Distinct())
+            output.WriteLine($"  consolidating Fit at task {r.Task}: {r.FitSeconds:F2} s, peak {r.FitPeakMegabytes:F0} MB");
     }
 
     private static void Persistence(MLContext ml, ApdTransformer model, TextWriter output)
