@@ -48,7 +48,7 @@ internal sealed class LowRankAdaptive : IDisposable
 
     /// <summary>
     /// U Vᵀ of trained factors (caller's scope) reduced to its fewest leading singular components that keep at least
-    /// <paramref name="keptEnergy"/> of ‖U Vᵀ‖_F² (1: the trained factors as they are; null when U Vᵀ = 0), as new factors
+    /// <paramref name="keptEnergy"/> of ‖U Vᵀ‖_F² (1: the trained factors as they are; below 1, null when U Vᵀ = 0), as new factors
     /// U' = Q_U A √S, V' = Q_V B √S from U = Q_U R_U, V = Q_V R_V and R_U R_Vᵀ = A S Bᵀ (an r × r SVD): tasks that need
     /// a one- or two-dimensional change store that many components, not r.
     /// </summary>
