@@ -56,6 +56,20 @@ internal static class EngineTestData
         return logits.argmax(1).eq(y).to(ScalarType.Float64).mean().item<double>();
     }
 
+    /// <summary>Every task's logits from <see cref="ApdNetwork.ForwardAll"/> equal <see cref="ApdNetwork.Forward"/>'s to float rounding.</summary>
+    public static void AssertForwardAllMatchesForward(ApdNetwork network, Tensor x)
+    {
+        var all = network.ForwardAll(x, network.Tasks);
+        for (int t = 0; t < network.Tasks.Count; t++)
+            using (all[t])
+            {
+                var expected = Logits(network, network.Tasks[t], x);
+                var actual = all[t].data<float>().ToArray();
+                for (int i = 0; i < expected.Length; i++)
+                    Assert.AreEqual(expected[i], actual[i], 1e-4 * (1 + Math.Abs(expected[i])), $"{network.Tasks[t]}[{i}]");
+            }
+    }
+
     public static byte[] Serialize(ApdNetwork network)
     {
         using var stream = new MemoryStream();

@@ -163,18 +163,7 @@ public sealed class LowRankAdaptiveTests
     {
         using var network = EngineTestData.Train(EngineTestData.SmallMlp, 3, Settings(rank: 2));
         var (x, _) = EngineTestData.Task(7, n: 50);
-        using (x)
-        {
-            var all = network.ForwardAll(x, network.Tasks);
-            for (int t = 0; t < network.Tasks.Count; t++)
-                using (all[t])
-                {
-                    var expected = EngineTestData.Logits(network, network.Tasks[t], x);
-                    var actual = all[t].data<float>().ToArray();
-                    for (int i = 0; i < expected.Length; i++)
-                        Assert.AreEqual(expected[i], actual[i], 1e-4 * (1 + Math.Abs(expected[i])), $"{network.Tasks[t]}[{i}]");
-                }
-        }
+        using (x) EngineTestData.AssertForwardAllMatchesForward(network, x);
     }
 
     /// <summary>Truncation keeps the fewest leading singular components with the asked share of ‖U Vᵀ‖²: a product of
