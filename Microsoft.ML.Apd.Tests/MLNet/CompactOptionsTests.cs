@@ -58,11 +58,12 @@ public sealed class CompactOptionsTests
         Assert.IsFalse(paper.HalfPrecisionStorage);
         Assert.AreEqual(1e-2, paper.ConsolidationThreshold);
         Assert.AreEqual(0, paper.LowRankAdaptiveRank);
+        Assert.AreEqual(0, paper.RetroactiveWindow, "every task follows σ forever");
         var defaults = new ApdTrainer.Options().ToHyperparameters(1);
         Assert.AreEqual(defaults with
         {
             TrainFirstTaskAdaptive = true, AdaptiveStartsAtZero = false, ProximalStrength = 0, InitialMaskLogit = null,
-            HalfPrecisionStorage = false, ConsolidationThreshold = 1e-2, LowRankAdaptiveRank = 0,
+            HalfPrecisionStorage = false, ConsolidationThreshold = 1e-2, LowRankAdaptiveRank = 0, RetroactiveWindow = 0,
         }, paper);
     }
 

@@ -23,6 +23,7 @@ public sealed class OptionsValidationTests
         Assert.AreEqual("LearningRate", ((ArgumentException)Create(o => o.LearningRate = 0)).ParamName);
         Assert.AreEqual("LearningRateDecay", ((ArgumentException)Create(o => o.LearningRateDecay = 1.5)).ParamName);
         Assert.AreEqual("ConsolidationInterval", ((ArgumentException)Create(o => o.ConsolidationInterval = 0)).ParamName);
+        Assert.AreEqual("RetroactiveWindow", ((ArgumentException)Create(o => o.RetroactiveWindow = -1)).ParamName);
         Assert.AreEqual("HiddenLayerSizes", ((ArgumentException)Create(o => o.HiddenLayerSizes = new[] { 8, 0 })).ParamName);
         Assert.AreEqual("ConsolidationThreshold", ((ArgumentException)Create(o => o.ConsolidationThreshold = double.NaN)).ParamName);
     }

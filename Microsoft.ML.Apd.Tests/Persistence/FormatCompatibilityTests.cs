@@ -9,7 +9,8 @@ public sealed class FormatCompatibilityTests
 {
     /// <summary>
     /// Fixtures/format-v2.zip was saved by the build before network format 3 (commit f615736); format-v4.zip by the
-    /// last build that wrote network format 4 (commit 411688e: input models, no low-rank parts). Both hold TinyData tasks
+    /// last build that wrote network format 4 (commit 411688e: input models, no low-rank parts); format-v5.zip by the last
+    /// build that wrote network format 5 (commit c0c3f08: low-rank parts — t1 has one — and no frozen cohorts). All hold TinyData tasks
     /// t0 (a/b) and t1 (c/d), <see cref="TinyData.FastOptions"/> with HiddenLayerSizes {32, 16}, LearningRate 1e-3 and
     /// ConsolidationInterval 2 (so they hold locally-shared σ̃ too), MLContext seed 1. format-v*.scores.txt holds the
     /// Score bits it gave then for TinyData.Rows(0, "a", "b", 10, seed: 5) followed by TinyData.Rows(1, "c", "d", 10, seed: 5).
@@ -17,6 +18,7 @@ public sealed class FormatCompatibilityTests
     [TestMethod]
     [DataRow("format-v2")]
     [DataRow("format-v4")]
+    [DataRow("format-v5")]
     public void OlderFormatModelLoadsPredictsAsSavedAndContinues(string fixture)
     {
         string directory = Path.Combine(AppContext.BaseDirectory, "Persistence", "Fixtures");

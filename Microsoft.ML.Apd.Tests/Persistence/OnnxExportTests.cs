@@ -97,6 +97,23 @@ public sealed class OnnxExportTests
         }
     }
 
+    /// <summary>Tasks frozen out of the retroactive window use their cohort's σ_c and σ̃: each is one more initializer.</summary>
+    [TestMethod]
+    public void FrozenCohortsExportWithTheirOwnSharedWeights()
+    {
+        var data = _ml.Data.LoadFromEnumerable(_tenTaskRows.Where(r => r.TaskId is "t0" or "t1" or "t2" or "t3" or "t4").ToList());
+        var options = TinyData.FastOptions();
+        options.ConsolidationThreshold = 0.5;
+        options.ConsolidationInterval = 2;
+        options.InitialClusterCount = 1;    // the two tasks of a window in one cluster: σ̃ for the cohort to keep
+        options.RetroactiveWindow = 2;
+        using var model = _ml.MulticlassClassification.Trainers.Apd(options).Fit(data);
+        var layers = model.Network.Layers;
+        Assert.IsTrue(layers.All(l => l.Frozen.Count == 2), "t0, t1 and t2, t3 frozen");
+        Assert.IsTrue(layers.Any(l => l.Frozen.Values.Any(c => c.LocallyShared.Count > 0)), "a cohort's σ̃");
+        AssertSameAsTransform(model.Transform(data), Score(Export(model, data), data), padded: true);
+    }
+
     /// <summary>A task's low-rank part U_t V_tᵀ is in the graph as the product of its two factors.</summary>
     [TestMethod]
     public void LowRankPartsExportAsTheProductOfTheirFactors()

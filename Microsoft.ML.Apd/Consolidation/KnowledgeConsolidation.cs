@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>
-/// Hierarchical knowledge consolidation (APD, Sec. 3.3), run every s tasks. Per layer: K-means over the tasks' full
+/// Hierarchical knowledge consolidation (APD, Sec. 3.3), run every s tasks. Per layer: K-means over the following tasks' full
 /// adaptive tensors σ̃_{g(i)} + τ_i with K = K₀ + k·(c − 1) (c-th consolidation, at most the number of tasks), started
 /// from the previous clusters' current centroids plus data rows picked by seed. In every cluster with more than one
 /// task, an element whose spread max − min over the members is ≤ β moves into the cluster's locally-shared σ̃_g (value
@@ -33,7 +33,8 @@ internal static class KnowledgeConsolidation
     /// </summary>
     public static void Consolidate(ApdNetwork network, ApdHyperparameters hyperparameters)
     {
-        var tasks = network.Tasks.ToArray();
+        // Frozen tasks keep their θ and their cohort's σ̃: only the tasks that follow σ are clustered.
+        var tasks = network.FollowingTasks.ToArray();
         if (tasks.Length == 0) return;
         network.InvalidateCache();
         network.ConsolidationCount++;

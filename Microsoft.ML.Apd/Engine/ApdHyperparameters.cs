@@ -8,7 +8,7 @@ namespace Microsoft.ML.Apd.Engine;
 internal sealed record ApdHyperparameters
 {
     /// <summary>The authors' algorithm: τ_1 trained, τ_t from a copy of σ, the subgradient L1 only, random mask
-    /// logits, β = 1e-2, float32 storage, no low-rank part.</summary>
+    /// logits, β = 1e-2, float32 storage, no low-rank part, every task following σ forever.</summary>
     public static ApdHyperparameters Paper => new()
     {
         LowRankAdaptiveRank = 0,
@@ -18,6 +18,7 @@ internal sealed record ApdHyperparameters
         ProximalStrength = 0,
         InitialMaskLogit = null,
         HalfPrecisionStorage = false,
+        RetroactiveWindow = 0,
     };
 
     public int NumberOfEpochs { get; init; } = Defaults.NumberOfEpochs;
@@ -69,6 +70,10 @@ internal sealed record ApdHyperparameters
     /// <summary>L1 strength on the earlier τ_i in the retroactive term: λ₁ plus the proximal shrinking's share.</summary>
     internal double RetroactiveSparsityStrength => SparsityStrength + ProximalStrength / GradientScale;
     public int Seed { get; init; } = 1;
+    /// <summary>W: when W tasks follow σ, they are frozen on today's σ (<see cref="ApdNetwork.FreezeFollowingTasks"/>) and
+    /// a new window starts, so training a task costs at most W earlier tasks' retroactive update and consolidation
+    /// (0: every task follows σ forever, the authors' algorithm).</summary>
+    public int RetroactiveWindow { get; init; } = Defaults.RetroactiveWindow;
     /// <summary>Fast by default: it matches Exact's accuracy on Split Fashion-MNIST and ends within 0.02× of its
     /// capacity (docs/benchmarks.md), at a step cost that does not grow with the number of tasks.</summary>
     public RetroactiveUpdateMode RetroactiveUpdate { get; init; } = Defaults.RetroactiveUpdate;

@@ -4,8 +4,8 @@ namespace Microsoft.ML.Apd.Engine;
 
 // Scoring rows for every task at once (task inference). In a fully-connected network the first layer dominates the
 // cost (784·256 of 784·256 + 256·128 weights), and θ_t = σ ⊙ M_t + A_t (A_t = σ̃_g(t) + τ_t, sparse) factors it:
-// x θ_tᵀ = (x σᵀ) ⊙ m_t + x A_tᵀ. So x σᵀ is computed once for all tasks, and each task adds its sparse A_t (and, when
-// it has a low-rank part, (x V_t) U_tᵀ: r·(in + out) operations per row).
+// x θ_tᵀ = (x σᵀ) ⊙ m_t + x A_tᵀ. So x σᵀ is computed once for all tasks (once per σ: frozen cohorts have their own),
+// and each task adds its sparse A_t (and, when it has a low-rank part, (x V_t) U_tᵀ: r·(in + out) operations per row).
 internal sealed partial class ApdNetwork
 {
     /// <summary>
@@ -24,7 +24,16 @@ internal sealed partial class ApdNetwork
         using var scope = NewDisposeScope();
         var x = features.to(ScalarType.Float32, Device);
         var first = _layers[0];
-        var shared = x.matmul(first.Shared.t());   // x σᵀ, [N, out]
+        // x σᵀ, [N, out], once per σ the tasks use: the live σ (key −1) and each frozen cohort's σ_c. Made inside a
+        // task's scope, kept in this one.
+        var sharedProducts = new Dictionary<int, Tensor>();
+        Tensor SharedProduct(TaskSlot slot)
+        {
+            int key = slot.FrozenOn ?? -1;
+            if (!sharedProducts.TryGetValue(key, out var product))
+                sharedProducts[key] = product = x.matmul(first.SharedOf(slot).t()).MoveToOuterDisposeScope();
+            return product;
+        }
         var columns = x.t().contiguous();          // xᵀ, [in, N]: A_t xᵀ runs one axpy per non-zero of A_t
         var logits = new Tensor[tasks.Count];
         // Each task's cached tensors are leased and released per task, so scoring thousands of tasks holds at most
@@ -37,7 +46,7 @@ internal sealed partial class ApdNetwork
             var thetas = Composed(task);
             var (mask, adaptive) = FirstLayerFactors(task);
             var slot = first.Slots[task];
-            var preActivation = shared * mask + adaptive.mm(columns).t() + slot.Bias;
+            var preActivation = SharedProduct(slot) * mask + adaptive.mm(columns).t() + slot.Bias;
             if (slot.LowRank is { } lowRank) preActivation += x.mm(lowRank.Right).mm(lowRank.Left.t());
             var h = nn.functional.relu(preActivation);
             for (int l = 1; l < _layers.Count; l++)

@@ -79,12 +79,29 @@ internal sealed partial class ApdNetwork : IDisposable
     public IReadOnlyList<string> Tasks => _tasks;
     public int ClassCount(string task) => HeadOf(task).ClassCount;
 
-    /// <summary>How many knowledge consolidations ran (K = K₀ + k·(consolidations − 1) for the next one).</summary>
+    /// <summary>How many knowledge consolidations ran since the last freeze (K = K₀ + k·(consolidations − 1) for the
+    /// next one): each window of following tasks clusters afresh.</summary>
     internal int ConsolidationCount { get; set; }
     /// <summary>Tasks ever added, forgotten ones included: the clock of the consolidation schedule
     /// (<see cref="KnowledgeConsolidation.IsDue"/>), which forgetting therefore never moves.</summary>
     internal int LearnedTaskCount { get; private set; }
     internal IReadOnlyList<DecomposedLayer> Layers => _layers;
+    /// <summary>The tasks whose θ follows σ (the retroactive update keeps them as σ moves; consolidation clusters them),
+    /// in the order they were learned: every task not frozen into a cohort (<see cref="FreezeFollowingTasks"/>).</summary>
+    internal IReadOnlyList<string> FollowingTasks
+        => _layers.Count == 0 ? _tasks : _tasks.Where(t => _layers[0].Slots[t].FrozenOn is null).ToList();
+
+    /// <summary>
+    /// Freezes every following task into a new cohort (id: <see cref="LearnedTaskCount"/>): from now on they use σ and
+    /// σ̃ as they are, their θ never changes again, and the retroactive update and consolidation no longer touch them, so
+    /// the cost of training a task stops growing with them (<see cref="ApdHyperparameters.RetroactiveWindow"/>). Scoring
+    /// is unchanged bit for bit. The next consolidation counts from 1 again.
+    /// </summary>
+    internal void FreezeFollowingTasks()
+    {
+        foreach (var layer in _layers) layer.Freeze(LearnedTaskCount);
+        ConsolidationCount = 0;
+    }
     internal int ConvolutionLayerCount => Architecture.ConvolutionBlocks.Count;
     /// <summary>Width of the last hidden representation (input of the heads).</summary>
     internal long HeadInputSize => Architecture.HeadInputSize;
@@ -188,18 +205,12 @@ internal sealed partial class ApdNetwork : IDisposable
     }
 
     /// <summary>Removes the task's parameters; every other task's output stays bit-identical (σ, their slots, heads
-    /// and locally-shared tensors are untouched; a cluster's σ̃_g is dropped only when no member is left).</summary>
+    /// and locally-shared tensors are untouched; a cluster's σ̃_g, or a frozen cohort, is dropped only when no member
+    /// is left).</summary>
     public void Forget(string task)
     {
         var head = HeadOf(task);
-        foreach (var layer in _layers)
-        {
-            var slot = layer.Slots[task];
-            layer.Slots.Remove(task);
-            if (slot.Group is int g && !layer.Slots.Values.Any(s => s.Group == g) && layer.LocallyShared.Remove(g, out var local))
-                local.Dispose();
-            slot.Dispose();
-        }
+        foreach (var layer in _layers) layer.Remove(task);
         _heads.Remove(task);
         head.Dispose();
         if (_inputModels.Remove(task, out var inputs)) inputs.Dispose();
@@ -229,12 +240,17 @@ internal sealed partial class ApdNetwork : IDisposable
                 adaptive += taskAdaptive;
                 perTask[task] += taskAdaptive;
             }
-            long locallyShared = layer.LocallyShared.Values.Sum(s => s.NonZeros);
-            layers.Add(new LayerCapacity($"{layer.Kind}{l + 1}", NonZeros(layer.Shared), masks, biases, adaptive, locallyShared, 0));
+            // A frozen cohort's σ_c and σ̃_c are stored like σ and σ̃: they count as shared and locally-shared parameters.
+            var cohorts = layer.Frozen.Values.ToList();
+            long shared = NonZeros(layer.Shared) + cohorts.Sum(c => NonZeros(c.Shared));
+            long locallyShared = layer.LocallyShared.Values.Concat(cohorts.SelectMany(c => c.LocallyShared.Values)).Sum(s => s.NonZeros);
+            layers.Add(new LayerCapacity($"{layer.Kind}{l + 1}", shared, masks, biases, adaptive, locallyShared, 0));
             baseParameters += layer.WeightCount + layer.OutputCount;
-            foreach (var g in layer.LocallyShared.Keys.Order())
+            var clusters = layer.LocallyShared.Keys.Select(g => ((int?)null, g))
+                .Concat(layer.Frozen.SelectMany(c => c.Value.LocallyShared.Keys.Select(g => ((int?)c.Key, g))));
+            foreach (var (cohort, g) in clusters.OrderBy(p => p.Item1 ?? int.MaxValue).ThenBy(p => p.g))
             {
-                var members = _tasks.Where(t => layer.Slots[t].Group == g).ToList();
+                var members = _tasks.Where(t => layer.Slots[t].FrozenOn == cohort && layer.Slots[t].Group == g).ToList();
                 if (!groups.Any(existing => existing.SequenceEqual(members))) groups.Add(members);
             }
         }
@@ -257,11 +273,30 @@ internal sealed partial class ApdNetwork : IDisposable
     /// or null when every parameter is finite. A network is checked after training; one that fails is never kept.</summary>
     internal string? FindNonFinite() => FindNonFinite(StoredTensors(trainedTask: null));
 
-    /// <summary><see cref="FindNonFinite()"/> over what training <paramref name="task"/> wrote: σ, every task's τ (the
-    /// retroactive update rewrites them all) and the task's own mask, bias, head and model of its inputs. The rest —
-    /// earlier tasks' masks, biases, heads and models of their inputs, the locally-shared σ̃ — is immutable and was
-    /// checked when it was written, so the check after a task does not grow with the earlier tasks beyond their τ.</summary>
+    /// <summary><see cref="FindNonFinite()"/> over what training <paramref name="task"/> wrote: σ, every following task's
+    /// τ (the retroactive update rewrites them all) and the task's own mask, bias, head and model of its inputs. The
+    /// rest — earlier tasks' masks, biases, heads and models of their inputs, the locally-shared σ̃, frozen tasks' τ and
+    /// their cohorts — is immutable and was checked when it was written, so the check after a task does not grow with
+    /// the earlier tasks beyond the following tasks' τ.</summary>
     internal string? FindNonFiniteAfterTraining(string task) => FindNonFinite(StoredTensors(trainedTask: task));
+
+    /// <summary><see cref="FindNonFinite()"/> over what consolidation wrote: the following tasks' τ and the live σ̃
+    /// (frozen tasks and their cohorts are not consolidated).</summary>
+    internal string? FindNonFiniteAfterConsolidation()
+    {
+        IEnumerable<(string Where, Tensor Tensor)> Written()
+        {
+            for (int l = 0; l < _layers.Count; l++)
+            {
+                var layer = _layers[l];
+                foreach (var (task, slot) in layer.Slots)
+                    if (slot.FrozenOn is null) yield return ($"task '{task}''s τ in layer {layer.Kind}{l + 1}", slot.Adaptive.Values);
+                foreach (var (g, local) in layer.LocallyShared)
+                    yield return ($"the locally-shared σ̃ of group {g} in layer {layer.Kind}{l + 1}", local.Values);
+            }
+        }
+        return FindNonFinite(Written());
+    }
 
     private static string? FindNonFinite(IEnumerable<(string Where, Tensor Tensor)> tensors)
     {
@@ -294,11 +329,17 @@ internal sealed partial class ApdNetwork : IDisposable
                     yield return (where, slot.Bias);
                     foreach (var factor in LowRankFactors(slot)) yield return (where, factor);
                 }
-                yield return (where, slot.Adaptive.Values);
+                if (all || slot.FrozenOn is null) yield return (where, slot.Adaptive.Values);
             }
-            if (all)
-                foreach (var (g, local) in layer.LocallyShared)
-                    yield return ($"the locally-shared σ̃ of group {g} in {name}", local.Values);
+            if (!all) continue;
+            foreach (var (g, local) in layer.LocallyShared)
+                yield return ($"the locally-shared σ̃ of group {g} in {name}", local.Values);
+            foreach (var (c, cohort) in layer.Frozen)
+            {
+                yield return ($"σ of frozen cohort {c} in {name}", cohort.Shared);
+                foreach (var (g, local) in cohort.LocallyShared)
+                    yield return ($"the locally-shared σ̃ of group {g} of frozen cohort {c} in {name}", local.Values);
+            }
         }
         foreach (var (task, head) in _heads)
             if (all || task == trainedTask)

@@ -4,18 +4,21 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>Binary format of an <see cref="ApdNetwork"/>: little-endian, float32 dense tensors, sparse τ and σ̃ as
-/// (count, positions, values). Version 5 (this build writes it) stores each sparse tensor's positions in the smaller
+/// (count, positions, values). Version 6 (this build writes it) adds, after each task slot's low-rank part, the id of the
+/// frozen cohort the task uses (−1: it follows σ) and, after each layer's σ̃, its frozen cohorts (id, σ_c dense, their σ̃
+/// like the layer's). Version 5 (still read) stores each sparse tensor's positions in the smaller
 /// of two encodings — LEB128 varints of the gaps between successive flat positions, or a bitmap of the dense shape —
 /// and its values as float16 when every value is exactly a float16 (half-precision storage rounds them so), float32
 /// otherwise; after each task's head a flag and, when set, the task's model of its inputs (μ_t, v_t dense); and after
-/// each task slot its low-rank rank r (0: none) and, when r &gt; 0, U_t and V_t encoded like sparse values. Version 4
+/// each task slot its low-rank rank r (0: none) and, when r &gt; 0, U_t and V_t encoded like sparse values; it had no
+/// frozen cohorts. Version 4
 /// (still read) had no low-rank parts; version 3 (still read) no input models; version 2 (still read) had int32
 /// indices or a bitmap, and float32 values. Every count and shape is validated against <see cref="ApdLimits"/> and
 /// against the bytes that remain before anything is allocated.</summary>
 internal sealed partial class ApdNetwork
 {
     private const uint Magic = 0x31445041; // "APD1"
-    private const int FormatVersion = 5;
+    private const int FormatVersion = 6;
     private const int OldestReadableVersion = 2;
 
     /// <summary>Writes everything needed to predict and continue training (no optimizer state).</summary>
@@ -61,16 +64,43 @@ internal sealed partial class ApdNetwork
                 WriteSparse(writer, slot.Adaptive);
                 writer.Write(slot.Group ?? -1);
                 writer.Write((int)(slot.LowRank?.Rank ?? 0));
-                if (slot.LowRank is not { } lowRank) continue;
-                WriteValues(writer, lowRank.Left);
-                WriteValues(writer, lowRank.Right);
+                if (slot.LowRank is { } lowRank)
+                {
+                    WriteValues(writer, lowRank.Left);
+                    WriteValues(writer, lowRank.Right);
+                }
+                writer.Write(slot.FrozenOn ?? -1);
             }
-            writer.Write(layer.LocallyShared.Count);
-            foreach (var (g, local) in layer.LocallyShared.OrderBy(p => p.Key))
+            WriteLocallyShared(writer, layer.LocallyShared);
+            writer.Write(layer.Frozen.Count);
+            foreach (var (c, cohort) in layer.Frozen.OrderBy(p => p.Key))
             {
-                writer.Write(g);
-                WriteSparse(writer, local);
+                writer.Write(c);
+                WriteDense(writer, cohort.Shared);
+                WriteLocallyShared(writer, cohort.LocallyShared);
             }
+        }
+    }
+
+    private static void WriteLocallyShared(BinaryWriter writer, Dictionary<int, SparseAdaptive> locallyShared)
+    {
+        writer.Write(locallyShared.Count);
+        foreach (var (g, local) in locallyShared.OrderBy(p => p.Key))
+        {
+            writer.Write(g);
+            WriteSparse(writer, local);
+        }
+    }
+
+    /// <summary>Reads what <see cref="WriteLocallyShared"/> wrote into <paramref name="locallyShared"/>.</summary>
+    private static void ReadLocallyShared(BinaryReader reader, Dictionary<int, SparseAdaptive> locallyShared, long[] shape, Device device, int version)
+    {
+        int groups = ReadCount(reader, ApdLimits.MaxTasks, "group count");
+        for (int g = 0; g < groups; g++)
+        {
+            int id = ReadCount(reader, int.MaxValue, "group id");
+            if (locallyShared.ContainsKey(id)) throw new InvalidDataException("Duplicate group id.");
+            locallyShared[id] = ReadSparse(reader, shape, device, version);
         }
     }
 
@@ -91,11 +121,11 @@ internal sealed partial class ApdNetwork
         }
         foreach (var layer in _layers)
         {
-            bytes += Dense(layer.WeightCount) + sizeof(int);
+            bytes += Dense(layer.WeightCount) + 2 * sizeof(int) + layer.Frozen.Count * (2 * sizeof(int) + Dense(layer.WeightCount));
             foreach (var slot in layer.Slots.Values)
-                bytes += 2 * Dense(layer.OutputCount) + Sparse(slot.Adaptive) + 2 * sizeof(int)
+                bytes += 2 * Dense(layer.OutputCount) + Sparse(slot.Adaptive) + 3 * sizeof(int)
                     + (slot.LowRank is { } lowRank ? 2 + lowRank.ParameterCount * sizeof(float) : 0);
-            foreach (var local in layer.LocallyShared.Values)
+            foreach (var local in layer.LocallyShared.Values.Concat(layer.Frozen.Values.SelectMany(c => c.LocallyShared.Values)))
                 bytes += sizeof(int) + Sparse(local);
         }
         return bytes;
@@ -182,7 +212,9 @@ internal sealed partial class ApdNetwork
                         int group = reader.ReadInt32();
                         if (group < -1) throw new InvalidDataException("Invalid group id.");
                         lowRank = version >= 5 ? ReadLowRank(reader, shape, device) : null;
-                        layer.Slots[task] = new TaskSlot(maskLogits, bias, adaptive, group >= 0 ? group : null, lowRank);
+                        int frozenOn = version >= 6 ? reader.ReadInt32() : -1;
+                        if (frozenOn < -1) throw new InvalidDataException("Invalid frozen cohort id.");
+                        layer.Slots[task] = new TaskSlot(maskLogits, bias, adaptive, group >= 0 ? group : null, lowRank, frozenOn >= 0 ? frozenOn : null);
                     }
                     catch
                     {
@@ -190,14 +222,23 @@ internal sealed partial class ApdNetwork
                         throw;
                     }
                 }
-                int groups = ReadCount(reader, ApdLimits.MaxTasks, "group count");
-                for (int g = 0; g < groups; g++)
+                ReadLocallyShared(reader, layer.LocallyShared, shape, device, version);
+                int cohorts = version >= 6 ? ReadCount(reader, ApdLimits.MaxTasks, "frozen cohort count") : 0;
+                for (int c = 0; c < cohorts; c++)
                 {
-                    int id = ReadCount(reader, int.MaxValue, "group id");
-                    if (layer.LocallyShared.ContainsKey(id)) throw new InvalidDataException("Duplicate group id.");
-                    layer.LocallyShared[id] = ReadSparse(reader, shape, device, version);
+                    int id = ReadCount(reader, int.MaxValue, "frozen cohort id");
+                    if (layer.Frozen.ContainsKey(id)) throw new InvalidDataException("Duplicate frozen cohort id.");
+                    var cohort = new FrozenCohort(ReadDense(reader, shape, device), new Dictionary<int, SparseAdaptive>());
+                    layer.Frozen[id] = cohort;
+                    ReadLocallyShared(reader, cohort.LocallyShared, shape, device, version);
                 }
+                if (layer.Slots.Values.Any(slot => slot.FrozenOn is int c && !layer.Frozen.ContainsKey(c)))
+                    throw new InvalidDataException("A task uses a frozen cohort the layer does not have.");
             }
+            // Every layer of a task follows σ, or is frozen in the same cohort: a task stops following σ as a whole.
+            foreach (var task in network._tasks)
+                if (network._layers.Any(layer => layer.Slots[task].FrozenOn != network._layers[0].Slots[task].FrozenOn))
+                    throw new InvalidDataException($"Task '{task}' is frozen in different cohorts in different layers.");
             return network;
         }
         catch (Exception e) when (e is EndOfStreamException or IOException or FormatException or ArgumentException or OverflowException)

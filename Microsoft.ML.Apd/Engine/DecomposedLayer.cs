@@ -4,9 +4,10 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>
-/// What fully-connected and convolution layers share in APD: the shared weights σ, one <see cref="TaskSlot"/> per task
-/// and the locally-shared tensors σ̃_g of the last consolidation. A task's effective weights are
-/// θ_t = σ ⊙ M_t + (σ̃_{g(t)} + τ_t [+ U_t V_tᵀ]), M_t = sigmoid(v_t) broadcast over everything but the output dimension.
+/// What fully-connected and convolution layers share in APD: the shared weights σ, one <see cref="TaskSlot"/> per task,
+/// the locally-shared tensors σ̃_g of the last consolidation and the <see cref="FrozenCohort"/>s of tasks that stopped
+/// following σ. A task's effective weights are θ_t = σ ⊙ M_t + (σ̃_{g(t)} + τ_t [+ U_t V_tᵀ]), M_t = sigmoid(v_t)
+/// broadcast over everything but the output dimension, with σ and σ̃ its cohort's once it is frozen.
 /// </summary>
 internal abstract class DecomposedLayer : IDisposable
 {
@@ -17,6 +18,8 @@ internal abstract class DecomposedLayer : IDisposable
     public Dictionary<string, TaskSlot> Slots { get; } = new();
     /// <summary>σ̃_g by cluster id (only clusters with more than one task at consolidation time).</summary>
     public Dictionary<int, SparseAdaptive> LocallyShared { get; } = new();
+    /// <summary>Frozen cohorts by id (<see cref="TaskSlot.FrozenOn"/>); a cohort is dropped with its last task.</summary>
+    public Dictionary<int, FrozenCohort> Frozen { get; } = new();
 
     public long OutputCount => Shared.shape[0];
     public long[] WeightShape => Shared.shape;
@@ -38,6 +41,13 @@ internal abstract class DecomposedLayer : IDisposable
     /// <summary>θ = σ ⊙ M + A for a dense A (τ, or σ̃ + τ), differentiable.</summary>
     public Tensor Compose(Tensor shared, Tensor maskLogits, Tensor adaptive) => shared * Mask(maskLogits) + adaptive;
 
+    /// <summary>The σ a stored task uses: its cohort's σ_c once frozen, else the live σ.</summary>
+    public Tensor SharedOf(TaskSlot slot) => slot.FrozenOn is int c ? Frozen[c].Shared : Shared;
+
+    /// <summary>The locally-shared σ̃_{g} a stored task's cluster has (its cohort's once frozen), or null.</summary>
+    public SparseAdaptive? LocallySharedOf(TaskSlot slot)
+        => slot.Group is int g && (slot.FrozenOn is int c ? Frozen[c].LocallyShared : LocallyShared).TryGetValue(g, out var local) ? local : null;
+
     /// <summary>The sparse adaptive part σ̃_{g(t)} + τ_t of a stored task, dense (caller's scope).</summary>
     public Tensor SparseAdaptivePart(string task)
     {
@@ -45,7 +55,7 @@ internal abstract class DecomposedLayer : IDisposable
         var adaptive = slot.Adaptive.ToDense();
         // Scalars held for the call (see TensorOwnership): this runs once per task when scoring or consolidating.
         using var one = 1.ToScalar();
-        return slot.Group is int g && LocallyShared.TryGetValue(g, out var local) ? local.ToDense().add_(adaptive, one) : adaptive;
+        return LocallySharedOf(slot) is { } local ? local.ToDense().add_(adaptive, one) : adaptive;
     }
 
     /// <summary>The full adaptive part σ̃_{g(t)} + τ_t + U_t V_tᵀ of a stored task, dense (caller's scope).</summary>
@@ -60,7 +70,8 @@ internal abstract class DecomposedLayer : IDisposable
     public Tensor ComposeStored(string task)
     {
         using var noGrad = no_grad();
-        return Compose(Shared, Slots[task].MaskLogits, FullAdaptive(task));
+        var slot = Slots[task];
+        return Compose(SharedOf(slot), slot.MaskLogits, FullAdaptive(task));
     }
 
     /// <summary>Replaces σ (disposing the old tensor).</summary>
@@ -70,13 +81,38 @@ internal abstract class DecomposedLayer : IDisposable
         Shared = shared;
     }
 
-    /// <summary>The same layer for another network: new handles on σ, every slot and σ̃ (nothing copied; see
+    /// <summary>Freezes the tasks that follow σ into cohort <paramref name="id"/>: they keep a handle on today's σ and
+    /// take the live σ̃ with them (only they use it), so none of their θ changes. The next consolidation starts afresh.</summary>
+    public void Freeze(int id)
+    {
+        if (Frozen.ContainsKey(id)) throw new InvalidOperationException($"Cohort {id} already exists.");
+        Frozen[id] = new FrozenCohort(TensorOwnership.Share(Shared), new Dictionary<int, SparseAdaptive>(LocallyShared));
+        LocallyShared.Clear();
+        foreach (var slot in Slots.Values) slot.FrozenOn ??= id;
+    }
+
+    /// <summary>Removes a task's slot, and the σ̃ and cohort only it still used (nothing any other task reads changes).</summary>
+    public void Remove(string task)
+    {
+        var slot = Slots[task];
+        Slots.Remove(task);
+        bool SameCohort(TaskSlot other) => other.FrozenOn == slot.FrozenOn;
+        var locallyShared = slot.FrozenOn is int c ? Frozen[c].LocallyShared : LocallyShared;
+        if (slot.Group is int g && !Slots.Values.Any(s => SameCohort(s) && s.Group == g) && locallyShared.Remove(g, out var local))
+            local.Dispose();
+        if (slot.FrozenOn is int cohort && !Slots.Values.Any(SameCohort) && Frozen.Remove(cohort, out var frozen))
+            frozen.Dispose();
+        slot.Dispose();
+    }
+
+    /// <summary>The same layer for another network: new handles on σ, every slot, σ̃ and cohort (nothing copied; see
     /// <see cref="TensorOwnership.Share"/>).</summary>
     public DecomposedLayer Share()
     {
         var copy = CreateSibling(TensorOwnership.Share(Shared));
         foreach (var (task, slot) in Slots) copy.Slots[task] = slot.Share();
         foreach (var (g, local) in LocallyShared) copy.LocallyShared[g] = local.Share();
+        foreach (var (c, cohort) in Frozen) copy.Frozen[c] = cohort.Share();
         return copy;
     }
 
@@ -85,7 +121,9 @@ internal abstract class DecomposedLayer : IDisposable
         Shared.Dispose();
         foreach (var slot in Slots.Values) slot.Dispose();
         foreach (var local in LocallyShared.Values) local.Dispose();
+        foreach (var cohort in Frozen.Values) cohort.Dispose();
         Slots.Clear();
         LocallyShared.Clear();
+        Frozen.Clear();
     }
 }

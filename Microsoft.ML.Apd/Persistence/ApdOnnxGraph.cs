@@ -37,8 +37,8 @@ internal sealed class ApdOnnxGraph
     private readonly ApdScorer _scorer;
     private readonly ApdNetwork _network;
     private readonly LabelColumnType _labelType;
-    private readonly Dictionary<int, string> _shared = new();
-    private readonly Dictionary<(int Layer, int Group), string> _locallyShared = new();
+    private readonly Dictionary<(int Layer, int Cohort), string> _shared = new();
+    private readonly Dictionary<(int Layer, int Cohort, int Group), string> _locallyShared = new();
     private (string Scale, string Lead)? _halfTables;
 
     private ApdOnnxGraph(OnnxContext ctx, ApdScorer scorer)
@@ -192,16 +192,19 @@ internal sealed class ApdOnnxGraph
     {
         var layer = _network.Layers[l];
         var slot = layer.Slots[task];
-        if (!_shared.TryGetValue(l, out string? sigma))
-            _shared[l] = sigma = Floats(layer.Shared, layer.WeightShape, $"_apd_{layer.Kind}{l + 1}_sigma");
+        // One initializer per σ (the live one, key −1, and each frozen cohort's) and per σ̃, whatever the tasks using it.
+        int cohort = slot.FrozenOn ?? -1;
+        if (!_shared.TryGetValue((l, cohort), out string? sigma))
+            _shared[(l, cohort)] = sigma = Floats(layer.SharedOf(slot), layer.WeightShape,
+                slot.FrozenOn is int c ? $"_apd_{layer.Kind}{l + 1}_sigma_frozen{c}" : $"_apd_{layer.Kind}{l + 1}_sigma");
         string mask = Op("Sigmoid", [Floats(slot.MaskLogits, layer.MaskShape)]);
         string masked = Op("Mul", [sigma, mask]);
 
         string? adaptive = Dense(slot.Adaptive);
-        if (slot.Group is int g && layer.LocallyShared.TryGetValue(g, out var local))
+        if (slot.Group is int g && layer.LocallySharedOf(slot) is { } local)
         {
-            if (!_locallyShared.TryGetValue((l, g), out string? shared) && Dense(local) is { } dense)
-                _locallyShared[(l, g)] = shared = dense;
+            if (!_locallyShared.TryGetValue((l, cohort, g), out string? shared) && Dense(local) is { } dense)
+                _locallyShared[(l, cohort, g)] = shared = dense;
             if (shared is not null) adaptive = adaptive is null ? shared : Op("Add", [shared, adaptive]);
         }
         if (slot.LowRank is { } lowRank)

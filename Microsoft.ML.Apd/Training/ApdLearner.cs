@@ -9,16 +9,21 @@ internal static class ApdLearner
 {
     /// <summary>
     /// What <see cref="ApdTrainer"/> does for each task: <see cref="TrainTask(ApdNetwork, string, int, IBatchSource, ApdHyperparameters, IProgress{TaskTrainingProgress}?, CancellationToken)"/>,
-    /// then knowledge consolidation when the schedule says it is due (<see cref="KnowledgeConsolidation.IsDue"/>).
+    /// then knowledge consolidation when the schedule says it is due (<see cref="KnowledgeConsolidation.IsDue"/>), then,
+    /// when as many tasks follow σ as the retroactive window holds, their freeze (<see cref="ApdNetwork.FreezeFollowingTasks"/>).
     /// </summary>
     public static void LearnTask(ApdNetwork network, string task, int classCount, IBatchSource rows,
         ApdHyperparameters hyperparameters, IProgress<TaskTrainingProgress>? progress, CancellationToken cancellation)
     {
         TrainTask(network, task, classCount, rows, hyperparameters, progress, cancellation);
-        if (!KnowledgeConsolidation.IsDue(network, hyperparameters.ConsolidationInterval)) return;
-        KnowledgeConsolidation.Consolidate(network, hyperparameters);
-        if (network.FindNonFinite() is { } where)
-            throw new NotFiniteNumberException($"Task '{task}': after knowledge consolidation, {where} is NaN or infinite.");
+        if (KnowledgeConsolidation.IsDue(network, hyperparameters.ConsolidationInterval))
+        {
+            KnowledgeConsolidation.Consolidate(network, hyperparameters);
+            if (network.FindNonFiniteAfterConsolidation() is { } where)
+                throw new NotFiniteNumberException($"Task '{task}': after knowledge consolidation, {where} is NaN or infinite.");
+        }
+        if (hyperparameters.RetroactiveWindow > 0 && network.FollowingTasks.Count >= hyperparameters.RetroactiveWindow)
+            network.FreezeFollowingTasks();
     }
 
     /// <summary><see cref="LearnTask(ApdNetwork, string, int, IBatchSource, ApdHyperparameters, IProgress{TaskTrainingProgress}?, CancellationToken)"/> on rows held in tensors.</summary>

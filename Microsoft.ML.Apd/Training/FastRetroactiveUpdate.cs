@@ -126,7 +126,7 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     public FastRetroactiveUpdate(ApdNetwork network, ApdHyperparameters hyperparameters, long blockEntries = BlockEntries)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(blockEntries, 1);
-        _tasks = network.Tasks.ToArray();
+        _tasks = network.FollowingTasks.ToArray();
         // The L1 on the earlier τ_i includes the proximal shrinking's share, ρ / GradientScale: Exact's τ_i are
         // shrunk by the session's proximal steps; here the closed form minimises the same L1.
         _lambda1 = hyperparameters.RetroactiveSparsityStrength;

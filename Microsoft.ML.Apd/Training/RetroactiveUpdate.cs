@@ -60,7 +60,7 @@ internal sealed class ExactRetroactiveUpdate : IRetroactiveUpdate
 
     public ExactRetroactiveUpdate(ApdNetwork network, ApdHyperparameters hyperparameters)
     {
-        _tasks = network.Tasks.ToArray();
+        _tasks = network.FollowingTasks.ToArray();
         // The subgradient term keeps λ₁: the proximal part of the L1 is applied by the session's proximal steps,
         // which shrink these τ_i as they shrink τ_t.
         _lambda1 = hyperparameters.SparsityStrength;

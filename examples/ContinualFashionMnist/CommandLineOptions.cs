@@ -29,7 +29,7 @@ public static class CommandLineOptions
           --apd-half B                       store τ in half precision,
           --apd-rank r                       rank of the low-rank adaptive part U_t V_tᵀ (0 = none),
           --apd-rank-layers N                how many layers from the input get it (default 1),
-          --apd-rank-energy X                share of ‖U_t V_tᵀ‖² a task stores (its leading components; default 1),
+          --apd-rank-energy X                share of ‖U_t V_tᵀ‖² a task stores (its leading components; default 0.99, 1 = all),
           --apd-rank-lr X                    learning-rate multiplier of U_t, V_t
           --train-limit N --test-limit N     use at most N images per task (quick runs)
           --out DIR                          output directory (default ./apd-results)
