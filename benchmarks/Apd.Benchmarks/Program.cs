@@ -6,7 +6,7 @@ using Microsoft.ML.Apd.Samples;
 // dotnet run -c Release --project benchmarks/Apd.Benchmarks -- <split|steps|profile|api|inference|scale|onnx|all> [--data DIR] [--out DIR]
 //   onnx: [--tasks 50] [--api-epochs 5] [--api-images 12000] (the api benchmark's model; sizes and ORT vs Transform at 10 and the last task)
 //   inference: [--parts permuted,split,speed] [--epochs 5] [--train-images N] [--test-images N] (per task)
-//   scale: [--tasks 1000] [--images 300] [--epochs 1] [--interval s] [--every 10] [--minutes M] (issue #17: many short tasks; --minutes ends training early)
+//   scale: [--tasks 1000] [--images 300] [--epochs 1] [--interval s] [--window W] [--every 10] [--minutes M] (issue #17: many short tasks; --window 0: no retroactive window; --minutes ends training early)
 //   split: [--mode exact,fast] [--epochs 5]   steps: [--architectures mlp,conv] [--last-task 50]   api: [--tasks 50] [--api-epochs 5] [--api-images 12000]
 string command = args.Length > 0 ? args[0] : "all";
 if (command == "scale-chart")
@@ -45,7 +45,8 @@ if (command is "inference")
 if (command is "scale")
     ScaleBenchmark.Run(train, test, int.Parse(Option("--tasks") ?? "1000"), int.Parse(Option("--images") ?? "300"),
         int.Parse(Option("--epochs") ?? "1"), Option("--interval") is { } s ? int.Parse(s) : null,
-        int.Parse(Option("--every") ?? "10"), outDirectory, Console.Out, Option("--minutes") is { } m ? double.Parse(m, System.Globalization.CultureInfo.InvariantCulture) : null);
+        int.Parse(Option("--every") ?? "10"), outDirectory, Console.Out, Option("--minutes") is { } m ? double.Parse(m, System.Globalization.CultureInfo.InvariantCulture) : null,
+        Option("--window") is { } w ? int.Parse(w) : null);
 if (command is "onnx" or "all")
 {
     int images = int.Parse(Option("--api-images") ?? "12000");

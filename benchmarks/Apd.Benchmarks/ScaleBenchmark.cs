@@ -16,21 +16,22 @@ using Row = PublicApi.Row;
 /// model: save/load seconds (MB/s), <c>Forget</c> of one task, scoring rows of every task with mixed task ids (rows/s
 /// and working-set growth), <c>PredictionEngine</c> p50 for rows of recently used tasks at 10 tasks (a model kept
 /// from task 10) and at the last task, and last one more task whose <c>Fit</c> runs the consolidation round the default
-/// schedule would run at that T (its K), whatever <c>consolidationInterval</c> the run used.
+/// schedule would run at that T (its K, over the tasks that follow σ), whatever <c>consolidationInterval</c> the run used.
 /// </summary>
 internal static class ScaleBenchmark
 {
     public static void Run(FashionMnistSet train, FashionMnistSet test, int tasks, int images, int epochs,
-        int? consolidationInterval, int every, string outDirectory, TextWriter output, double? minutes = null)
+        int? consolidationInterval, int every, string outDirectory, TextWriter output, double? minutes = null, int? window = null)
     {
         var ml = new MLContext(seed: 1);
         var options = new ApdTrainer.Options { NumberOfEpochs = epochs, Seed = 1 };
         if (consolidationInterval is int s) options.ConsolidationInterval = s;
+        if (window is int w) options.RetroactiveWindow = w;
         var steps = new StepClock();
         options.Progress = steps;
         var trainer = ml.MulticlassClassification.Trainers.Apd(options);
         var taskData = new FashionMnistSet(train.Images.Take(images).ToArray(), train.Labels.Take(images).ToArray());
-        output.WriteLine($"## {tasks} permuted Fashion-MNIST tasks of {images} images, {epochs} epoch(s), consolidation every {options.ConsolidationInterval} tasks; load at start: {Load()}");
+        output.WriteLine($"## {tasks} permuted Fashion-MNIST tasks of {images} images, {epochs} epoch(s), consolidation every {options.ConsolidationInterval} tasks, retroactive window {options.RetroactiveWindow}; load at start: {Load()}");
 
         string csvPath = Path.Combine(outDirectory, "scale.csv");
         using (var csv = new StreamWriter(csvPath))
@@ -182,13 +183,17 @@ internal static class ScaleBenchmark
     private static void DefaultConsolidationRound(MLContext ml, ApdTrainer.Options runOptions, ApdTransformer model, FashionMnistSet taskData, TextWriter output)
     {
         int t = model.Tasks.Count;
-        int rounds = (t + 1) / ApdTrainer.Options.Defaults.ConsolidationInterval;
+        // A round clusters the tasks that follow σ: with a retroactive window, those of the current window only (this
+        // benchmark forgets nothing, so the window holds the tasks since the last multiple of W), the round counted in it.
+        int window = runOptions.RetroactiveWindow;
+        int clustered = window > 0 ? t % window + 1 : t + 1;
+        int rounds = clustered / ApdTrainer.Options.Defaults.ConsolidationInterval;
         int clusters = ApdTrainer.Options.Defaults.InitialClusterCount + ApdTrainer.Options.Defaults.ClusterCountIncrement * Math.Max(rounds - 1, 0);
         var data = ml.Data.LoadFromEnumerable(PublicApi.Permuted(taskData, t).ToList());
-        var plainOptions = new ApdTrainer.Options { NumberOfEpochs = runOptions.NumberOfEpochs, Seed = runOptions.Seed, ConsolidationInterval = int.MaxValue };
+        var plainOptions = new ApdTrainer.Options { NumberOfEpochs = runOptions.NumberOfEpochs, Seed = runOptions.Seed, ConsolidationInterval = int.MaxValue, RetroactiveWindow = window };
         var roundOptions = new ApdTrainer.Options
         {
-            NumberOfEpochs = runOptions.NumberOfEpochs, Seed = runOptions.Seed, ConsolidationInterval = t + 1,
+            NumberOfEpochs = runOptions.NumberOfEpochs, Seed = runOptions.Seed, ConsolidationInterval = t + 1, RetroactiveWindow = window,
             InitialClusterCount = clusters, ClusterCountIncrement = 0,
         };
         var plainWatch = Stopwatch.StartNew();
@@ -201,7 +206,7 @@ internal static class ScaleBenchmark
         using (ml.MulticlassClassification.Trainers.Apd(roundOptions).Fit(data, $"p{t}", model)) { }
         double seconds = watch.Elapsed.TotalSeconds;
         long top = peak.Stop();
-        output.WriteLine($"default-schedule consolidation round at T = {t + 1} (K = {clusters}): Fit {seconds:F2} s against {plainSeconds:F2} s without it " +
+        output.WriteLine($"default-schedule consolidation round at T = {t + 1} (K = {clusters}, {clustered} following tasks clustered): Fit {seconds:F2} s against {plainSeconds:F2} s without it " +
             $"(round ≈ {seconds - plainSeconds:F2} s); working set {before / 1e6:F0} MB before, peak {top / 1e6:F0} MB (+{(top - before) / 1e6:F0} MB); load {Load()}");
     }
 
