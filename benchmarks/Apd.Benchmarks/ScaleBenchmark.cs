@@ -14,7 +14,7 @@ using Row = PublicApi.Row;
 /// <c>Fit</c> as a user would, and records per task the Fit seconds, the training step time, the process working set
 /// and the peak during the Fit; every <c>every</c> tasks also the saved model bytes and the capacity. Then, on the last
 /// model: save/load seconds (MB/s), <c>Forget</c> of one task, scoring rows of every task with mixed task ids (rows/s
-/// and working-set growth), <c>PredictionEngine</c> p50 for rows of recently used tasks at 10 tasks (a model kept
+/// and working-set growth, at cache budgets from 0 to twice the default), <c>PredictionEngine</c> p50 for rows of recently used tasks at 10 tasks (a model kept
 /// from task 10) and at the last task, and last one more task whose <c>Fit</c> runs the consolidation round the default
 /// schedule would run at that T (its K, over the tasks that follow σ), whatever <c>consolidationInterval</c> the run used.
 /// </summary>
@@ -137,25 +137,38 @@ internal static class ScaleBenchmark
         output.WriteLine($"save {saveSeconds:F2} s ({megabytes / saveSeconds:F0} MB/s), load {loadSeconds:F2} s ({megabytes / loadSeconds:F0} MB/s) of a {megabytes:F1} MB .zip; Forget('{task}') {forgetSeconds:F3} s");
     }
 
-    /// <summary>Two test rows of every task, interleaved so every block holds many tasks; three timed passes.</summary>
+    /// <summary>Two test rows of every task, interleaved so every block holds many tasks. First one pass with no cache
+    /// (the first scoring in the process also pays for the pipeline and libtorch's own start-up memory, which is not the
+    /// cache's); then three timed passes per budget, smallest first, each with the working-set growth it causes and
+    /// the cache's bytes after it: the growth should follow the budget, not the number of tasks.</summary>
     private static void Scoring(MLContext ml, ApdTransformer model, FashionMnistSet test, TextWriter output)
     {
         var perTask = model.Tasks.Select((_, t) => PublicApi.Permuted(test, t, limit: 2).ToList()).ToList();
         var mixed = Enumerable.Range(0, 2).SelectMany(i => perTask.Select(rows => rows[i])).ToList();
         var data = ml.Data.LoadFromEnumerable(mixed);
-        GC.Collect();
-        long before = Environment.WorkingSet;
-        using var peak = new PeakMemory();
-        var rates = new List<double>();
-        for (int pass = 0; pass < 3; pass++)
+        int Score() => ml.Data.CreateEnumerable<PublicApi.Prediction>(model.Transform(data), reuseRowObject: true).Count();
+        int defaultBudget = model.ScoringCacheMegabytes;
+        model.ScoringCacheMegabytes = 0;
+        Score();
+        foreach (int budget in new[] { 0, 64, defaultBudget, 2 * defaultBudget })
         {
-            var watch = Stopwatch.StartNew();
-            int count = ml.Data.CreateEnumerable<PublicApi.Prediction>(model.Transform(data), reuseRowObject: true).Count();
-            rates.Add(count / watch.Elapsed.TotalSeconds);
+            model.ScoringCacheMegabytes = budget;
+            GC.Collect();
+            long before = Environment.WorkingSet;
+            using var peak = new PeakMemory();
+            var rates = new List<double>();
+            for (int pass = 0; pass < 3; pass++)
+            {
+                var watch = Stopwatch.StartNew();
+                int count = Score();
+                rates.Add(count / watch.Elapsed.TotalSeconds);
+            }
+            long top = peak.Stop();
+            output.WriteLine($"scoring {mixed.Count:N0} rows of all {model.Tasks.Count} tasks (mixed ids), cache budget {budget} MB: " +
+                $"{Measure.Percentile(rates.ToArray(), 0.5):N0} rows/s (median of 3 passes); working set {before / 1e6:F0} MB before, " +
+                $"peak {top / 1e6:F0} MB (+{(top - before) / 1e6:F0} MB); cache {model.Network.WeightCache.Bytes / 1e6:F0} MB in {model.Network.WeightCache.Count} entries");
         }
-        long top = peak.Stop();
-        output.WriteLine($"scoring {mixed.Count:N0} rows of all {model.Tasks.Count} tasks (mixed ids): {Measure.Percentile(rates.ToArray(), 0.5):N0} rows/s (median of 3 passes); " +
-            $"working set {before / 1e6:F0} MB before, peak {top / 1e6:F0} MB (+{(top - before) / 1e6:F0} MB)");
+        model.ScoringCacheMegabytes = defaultBudget;
     }
 
     /// <summary>PredictionEngine p50 on rows of ten recently used tasks, the 10-task and the last model alternating.</summary>
