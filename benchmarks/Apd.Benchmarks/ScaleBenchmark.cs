@@ -110,6 +110,11 @@ internal static class ScaleBenchmark
         var last = plain.TakeLast(10).ToList();
         output.WriteLine($"Fit s (median of plain tasks 6–15): {Median(first.Select(r => r.FitSeconds)):F3}; last 10: {Median(last.Select(r => r.FitSeconds)):F3} " +
             $"({Median(last.Select(r => r.FitSeconds)) / Median(first.Select(r => r.FitSeconds)):F2}×)");
+        // Medians of a few tasks move by 2× between runs of the same models (docs/benchmarks.md); a hundred tasks' median
+        // and 90th percentile are steadier.
+        var hundreds = plain.GroupBy(r => (r.Task - 1) / 100).Select(g =>
+            $"{g.Key * 100 + 1}–{g.Key * 100 + 100}: {Median(g.Select(r => r.FitSeconds)):F3}/{Measure.Percentile(g.Select(r => r.FitSeconds).ToArray(), 0.9):F3}");
+        output.WriteLine($"plain Fit s per hundred tasks (median/90th percentile): {string.Join(", ", hundreds)}");
         output.WriteLine($"step ms: {Median(first.Select(r => r.StepMilliseconds)):F2} → {Median(last.Select(r => r.StepMilliseconds)):F2}");
         output.WriteLine($"working set MB after task 10: {rows[Math.Min(9, rows.Count - 1)].WorkingSetMegabytes:F0}; after the last: {rows[^1].WorkingSetMegabytes:F0}; largest Fit peak {rows.Max(r => r.FitPeakMegabytes):F0}");
         var rounds = rows.Where(Consolidating).ToList();
