@@ -207,9 +207,10 @@ public sealed partial class ApdTrainer
         /// moves (the retroactive update), and every s tasks consolidation clusters the following tasks: both cost time
         /// in proportion to those tasks. When W tasks follow σ, they stop following it: they keep a snapshot of σ
         /// (a handle, no copy; one network's weights per W tasks in a saved model), their predictions never change
-        /// again, and later tasks start a new window. So training a task costs the same at task 1,000 as at task 100
-        /// (docs/benchmarks.md, "A thousand tasks"), and below W tasks nothing changes. Smaller = faster training and a
-        /// snapshot of σ every W tasks; tasks of a later window no longer share σ's further changes with earlier ones.
+        /// again, and later tasks start a new window. So training a task costs the same at task 1,000 as at task 200
+        /// (docs/benchmarks.md, "A thousand tasks"), and below W tasks nothing changes. Smaller = faster training, a
+        /// larger model (a snapshot of σ per window, and fewer tasks per consolidation): on 1,000 short tasks W = 50
+        /// trained 1.6× faster with a flat per-task time, for 10 % more bytes than the default.
         /// </summary>
         public int RetroactiveWindow = Defaults.RetroactiveWindow;
 
