@@ -15,8 +15,9 @@ using Row = PublicApi.Row;
 /// and the peak during the Fit; every <c>every</c> tasks also the saved model bytes and the capacity. Then, on the last
 /// model: save/load seconds (MB/s), <c>Forget</c> of one task, scoring rows of every task with mixed task ids (rows/s
 /// and working-set growth, at cache budgets from 0 to twice the default), <c>PredictionEngine</c> p50 for rows of
-/// recently used tasks at 10 tasks (a model kept from task 10) and at the last task, and last one more task whose <c>Fit</c> runs the consolidation round the default
-/// schedule would run at that T (its K, over the tasks that follow σ), whatever <c>consolidationInterval</c> the run used.
+/// recently used tasks at 10 tasks (a model kept from task 10) and at the last task, and last one more task whose
+/// <c>Fit</c> runs the consolidation round the default schedule would run at that T (its K, over the tasks that follow
+/// σ), whatever <c>consolidationInterval</c> the run used.
 /// </summary>
 internal static class ScaleBenchmark
 {
