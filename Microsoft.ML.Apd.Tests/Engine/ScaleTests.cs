@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Apd.Tests.Engine;
 
 /// <summary>Issue #17: costs bounded in the number of tasks — the scoring cache's budget, shared task parameters
-/// between a network and its clone, consolidation and forgetting with hundreds of tasks.</summary>
+/// between a network and its clone, consolidation and forgetting with hundreds of tasks, with and without retroactive
+/// windows.</summary>
 [TestClass]
 public sealed class ScaleTests
 {
@@ -178,6 +179,61 @@ public sealed class ScaleTests
             for (int l = 0; l < network.Layers.Count; l++)
                 CollectionAssert.AreEqual(bytes[task][l], Stored(network.Layers[l].Slots[task]), $"{task}, layer {l}");
         }
+    }
+
+    /// <summary>Hundreds of tiny tasks with the library's retroactive window (W = 100) and consolidation schedule: the
+    /// first 200 tasks end in two frozen cohorts whose predictions never change after their freeze, while the tasks of
+    /// the open window keep being consolidated; forgetting a frozen and a following task leaves every other task
+    /// bit-identical, and scoring all tasks at once (task inference) still equals each task's own forward pass.</summary>
+    [TestMethod]
+    public void RetroactiveWindowsWithHundredsOfTasks()
+    {
+        var h = EngineTestData.QuickSettings with
+        {
+            NumberOfEpochs = 1,
+            BatchSize = 20,
+            ConsolidationInterval = 5,
+            RetroactiveWindow = ApdTrainer.Options.Defaults.RetroactiveWindow,
+        };
+        Assert.AreEqual(100, h.RetroactiveWindow, "the test's cohort ids assume W = 100");
+        var architecture = new ApdArchitecture(4, [3], [], null);
+        using var network = ApdNetwork.Create(architecture, CPU, 1);
+        using var probe = EngineTestData.Task(5, 4, n: 10).Features;
+        var atFreeze = new Dictionary<string, float[]>();
+        for (int t = 0; t < 250; t++)
+        {
+            var (tx, ty) = EngineTestData.Task(500 + t, 4, n: 20);
+            using (tx) using (ty) ApdLearner.LearnTask(network, $"t{t}", 2, tx, ty, h, null, CancellationToken.None);
+            if ((t + 1) % 100 == 0)
+                foreach (var task in network.Tasks.Where(task => !atFreeze.ContainsKey(task)))
+                    atFreeze[task] = EngineTestData.Logits(network, task, probe);
+        }
+
+        Assert.AreEqual(50, network.FollowingTasks.Count);
+        foreach (var layer in network.Layers)
+        {
+            CollectionAssert.AreEquivalent(new[] { 100, 200 }, layer.Frozen.Keys.ToArray());
+            for (int t = 0; t < 250; t++)
+                Assert.AreEqual(t < 100 ? 100 : t < 200 ? 200 : null, layer.Slots[$"t{t}"].FrozenOn, $"t{t}");
+        }
+        // The open window was consolidated 10 times since the last freeze (tasks 205, 210, …, 250).
+        Assert.AreEqual(10, network.ConsolidationCount);
+        Assert.IsTrue(network.FollowingTasks.All(t => network.Layers.All(l => l.Slots[t].Group is not null)), "following tasks clustered");
+        foreach (var (task, logits) in atFreeze)
+            CollectionAssert.AreEqual(logits, EngineTestData.Logits(network, task, probe), $"{task} changed after its freeze");
+
+        var expected = network.Tasks.ToDictionary(t => t, t => EngineTestData.Logits(network, t, probe));
+        var bytes = network.Tasks.ToDictionary(t => t, t => network.Layers.Select(l => Stored(l.Slots[t])).ToArray());
+        network.Forget("t50");
+        network.Forget("t220");
+        Assert.AreEqual(248, network.Tasks.Count);
+        foreach (var task in network.Tasks)
+        {
+            CollectionAssert.AreEqual(expected[task], EngineTestData.Logits(network, task, probe), task);
+            for (int l = 0; l < network.Layers.Count; l++)
+                CollectionAssert.AreEqual(bytes[task][l], Stored(network.Layers[l].Slots[task]), $"{task}, layer {l}");
+        }
+        EngineTestData.AssertForwardAllMatchesForward(network, probe);
     }
 
     /// <summary>Where a tensor's elements live.</summary>
