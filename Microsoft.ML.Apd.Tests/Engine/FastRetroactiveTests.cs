@@ -257,4 +257,34 @@ public sealed class FastRetroactiveTests
         perTask.Commit(network);
         CollectionAssert.AreEqual(EngineTestData.Serialize(copy), EngineTestData.Serialize(network));
     }
+
+    /// <summary>The write-back stores each block's τ_i side by side in one tensor, and the next update takes such runs
+    /// back as they are (a view, no copy): a run of at least half a block stays a block of its own, a task written
+    /// elsewhere (the task trained last, or every task after a consolidation) starts a new one, and small pieces are
+    /// packed together up to the block size.</summary>
+    [TestMethod]
+    public void BlocksFollowTheRunsTheLastWriteBackLeft()
+    {
+        using var scope = NewDisposeScope();
+        var positions = arange(10, dtype: ScalarType.Int64);
+        var values = arange(1, 11, dtype: ScalarType.Float32);
+        SparseAdaptive View(long start, long length) => SparseAdaptive.FromParts([10], positions.narrow(0, start, length), values.narrow(0, start, length));
+        SparseAdaptive Alone(long length) => SparseAdaptive.FromParts([10], arange(length, dtype: ScalarType.Int64), ones(length));
+        // Three τ_i one after the other in one tensor (a block the last write-back left), then two written elsewhere.
+        SparseAdaptive[] stored = [View(0, 4), View(4, 3), View(7, 3), Alone(2), Alone(1)];
+        Assert.IsTrue(FastRetroactiveUpdate.FollowsInStorage(stored[0], stored[1]));
+        Assert.IsTrue(FastRetroactiveUpdate.FollowsInStorage(stored[1], stored[2]));
+        Assert.IsFalse(FastRetroactiveUpdate.FollowsInStorage(stored[0], stored[2]), "same tensor, not adjacent");
+        Assert.IsFalse(FastRetroactiveUpdate.FollowsInStorage(stored[2], stored[3]), "another tensor");
+        Assert.IsFalse(FastRetroactiveUpdate.FollowsInStorage(stored[3], stored[4]), "another tensor");
+
+        // Blocks of 12: the run of 10 entries (at least half a block) stays whole; the other two are packed.
+        CollectionAssert.AreEqual(new[] { (0, 3), (3, 5) }, FastRetroactiveUpdate.Blocks(stored, 12).ToArray());
+        // Blocks of 30: the run is under half a block, so everything is packed into one block (copied).
+        CollectionAssert.AreEqual(new[] { (0, 5) }, FastRetroactiveUpdate.Blocks(stored, 30).ToArray());
+        // Blocks of 8: the run is split where a block is full (its first two τ_i stay one view); the rest is packed.
+        CollectionAssert.AreEqual(new[] { (0, 2), (2, 5) }, FastRetroactiveUpdate.Blocks(stored, 8).ToArray());
+        // One entry per block: one task per block, as before.
+        CollectionAssert.AreEqual(new[] { (0, 1), (1, 2), (2, 3), (3, 4), (4, 5) }, FastRetroactiveUpdate.Blocks(stored, 1).ToArray());
+    }
 }

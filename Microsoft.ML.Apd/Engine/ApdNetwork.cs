@@ -322,8 +322,11 @@ internal sealed partial class ApdNetwork : IDisposable
             yield return ($"σ of {name}", layer.Shared);
             foreach (var (task, slot) in layer.Slots)
             {
+                // Only the tasks it yields get a description: after a task, that is the following ones, not all T.
+                bool trained = all || task == trainedTask;
+                if (!trained && slot.FrozenOn is not null) continue;
                 string where = $"task '{task}''s mask, bias or τ in {name}";
-                if (all || task == trainedTask)
+                if (trained)
                 {
                     yield return (where, slot.MaskLogits);
                     yield return (where, slot.Bias);

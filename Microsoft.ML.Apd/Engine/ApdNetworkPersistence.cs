@@ -121,9 +121,10 @@ internal sealed partial class ApdNetwork
         }
         foreach (var layer in _layers)
         {
-            bytes += Dense(layer.WeightCount) + 2 * sizeof(int) + layer.Frozen.Count * (2 * sizeof(int) + Dense(layer.WeightCount));
+            long weights = layer.WeightCount, outputs = layer.OutputCount;   // native calls: once per layer, not per task
+            bytes += Dense(weights) + 2 * sizeof(int) + layer.Frozen.Count * (2 * sizeof(int) + Dense(weights));
             foreach (var slot in layer.Slots.Values)
-                bytes += 2 * Dense(layer.OutputCount) + Sparse(slot.Adaptive) + 3 * sizeof(int)
+                bytes += 2 * Dense(outputs) + Sparse(slot.Adaptive) + 3 * sizeof(int)
                     + (slot.LowRank is { } lowRank ? 2 + lowRank.ParameterCount * sizeof(float) : 0);
             foreach (var local in layer.LocallyShared.Values.Concat(layer.Frozen.Values.SelectMany(c => c.LocallyShared.Values)))
                 bytes += sizeof(int) + Sparse(local);

@@ -20,6 +20,13 @@ internal sealed class LowRankAdaptive : IDisposable
         Right = right;
     }
 
+    /// <summary>For <see cref="Share"/>: factors already checked (reading shapes is a native call per task and copy).</summary>
+    private LowRankAdaptive(Tensor left, Tensor right, bool _)
+    {
+        Left = left;
+        Right = right;
+    }
+
     /// <summary>U, [out, r].</summary>
     public Tensor Left { get; }
     /// <summary>V, [fan-in, r].</summary>
@@ -73,7 +80,7 @@ internal sealed class LowRankAdaptive : IDisposable
     public static long FanIn(long[] weightShape) => weightShape.Skip(1).Aggregate(1L, (a, b) => a * b);
 
     /// <summary>The same factors for another owner: new handles on the same immutable storage (nothing copied).</summary>
-    public LowRankAdaptive Share() => new(TensorOwnership.Share(Left), TensorOwnership.Share(Right));
+    public LowRankAdaptive Share() => new(TensorOwnership.Share(Left), TensorOwnership.Share(Right), true);
 
     public void Dispose()
     {

@@ -9,11 +9,12 @@ namespace Microsoft.ML.Apd.Engine;
 /// </summary>
 internal sealed class SparseAdaptive : IDisposable
 {
-    private SparseAdaptive(long[] shape, Tensor indices, Tensor values)
+    private SparseAdaptive(long[] shape, Tensor indices, Tensor values, long? nonZeros = null)
     {
         Shape = shape;
         Indices = indices;
         Values = values;
+        NonZeros = nonZeros ?? indices.shape[0];
     }
 
     /// <summary>Dense shape of the tensor.</summary>
@@ -22,7 +23,8 @@ internal sealed class SparseAdaptive : IDisposable
     public Tensor Indices { get; }
     /// <summary>Values at <see cref="Indices"/>, float32 [nnz].</summary>
     public Tensor Values { get; }
-    public long NonZeros => Indices.shape[0];
+    /// <summary>Entries stored (the tensors are immutable: read once, as reading a shape is a native call).</summary>
+    public long NonZeros { get; }
     public long DenseSize => Shape.Aggregate(1L, (a, b) => a * b);
 
     /// <summary>Keeps the elements with |x| &gt; <paramref name="threshold"/> (hard threshold: |τ| ≤ λ₁ ⇒ 0).
@@ -68,7 +70,7 @@ internal sealed class SparseAdaptive : IDisposable
     }
 
     /// <summary>The same tensor for another owner: new handles on the same immutable storage (nothing copied).</summary>
-    public SparseAdaptive Share() => new(Shape, TensorOwnership.Share(Indices), TensorOwnership.Share(Values));
+    public SparseAdaptive Share() => new(Shape, TensorOwnership.Share(Indices), TensorOwnership.Share(Values), NonZeros);
 
     public void Dispose()
     {

@@ -18,12 +18,10 @@ internal static class TensorOwnership
 
     /// <summary>A second handle on the same storage (no data copied), owned by the caller and belonging to no dispose
     /// scope. Stored tensors are never written in place, so two networks can each hold a handle on one immutable tensor
-    /// and dispose theirs independently: libtorch frees the storage with the last handle.</summary>
-    public static Tensor Share(Tensor source)
-    {
-        using var scope = NewDisposeScope();
-        return source.alias().DetachFromDisposeScope();
-    }
+    /// and dispose theirs independently: libtorch frees the storage with the last handle. No scope of its own: the one
+    /// new tensor leaves the caller's scope, if any, and a scope per call costs several times the handle (a network's
+    /// copy makes one handle per stored tensor, thousands with a thousand tasks).</summary>
+    public static Tensor Share(Tensor source) => source.alias().DetachFromDisposeScope();
 
     /// <summary>Runs <paramref name="make"/> in its own scope and keeps only its result (owned by the caller).</summary>
     public static Tensor Keep(Func<Tensor> make)

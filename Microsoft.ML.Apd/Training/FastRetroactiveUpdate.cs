@@ -143,14 +143,11 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
             // M_i flat over the output units, [T, out]: the support's elements look their row's mask up by index.
             var maskMatrix = stack(_tasks.Select(t => layer.Mask(layer.Slots[t].MaskLogits).flatten()));
             long columns = layer.WeightCount / layer.OutputCount;
+            // The output unit (row) of every flat position, to look the supports' masks up by: one gather per task
+            // instead of an integer division per entry, which costs more.
+            var rowOf = arange(layer.OutputCount, dtype: ScalarType.Int64, device: maskMatrix.device).repeat_interleave(columns);
             var stored = _tasks.Select(t => layer.Slots[t].Adaptive).ToArray();
-            var blocks = new List<Support>();
-            for (int first = 0, end; first < stored.Length; first = end)
-            {
-                long entries = stored[first].NonZeros;
-                for (end = first + 1; end < stored.Length && entries + stored[end].NonZeros <= blockEntries; end++) entries += stored[end].NonZeros;
-                blocks.Add(Block(stored, first, end, maskMatrix, columns));
-            }
+            var blocks = Blocks(stored, blockEntries).Select(range => Block(stored, range.First, range.End, maskMatrix, rowOf)).ToList();
             var state = new LayerState
             {
                 SharedAtStart = layer.Shared.detach().clone().DetachFromDisposeScope(),
@@ -167,20 +164,61 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         }
     }
 
+    /// <summary>
+    /// The tasks [First, End) of each block, in order: runs of consecutive tasks of about <paramref name="blockEntries"/>
+    /// entries, as far as possible runs whose stored τ_i lie side by side in one tensor (<see cref="FollowsInStorage"/>).
+    /// <see cref="Commit"/> stores each block's τ_i that way, so from one <c>Fit</c> to the next the blocks come back
+    /// whole and <see cref="Block"/> takes them as they are, without copying: only the tasks written since (the last
+    /// task trained; every task after a consolidation or a load) are copied into new blocks. A block that already lies in
+    /// one tensor is not merged with its neighbours unless it is small (under half a block).
+    /// </summary>
+    internal static IEnumerable<(int First, int End)> Blocks(IReadOnlyList<SparseAdaptive> stored, long blockEntries)
+    {
+        for (int first = 0, end; first < stored.Count; first = end)
+        {
+            long entries = stored[first].NonZeros;
+            bool inOneTensor = true;
+            for (end = first + 1; end < stored.Count && entries + stored[end].NonZeros <= blockEntries; end++)
+            {
+                bool follows = FollowsInStorage(stored[end - 1], stored[end]);
+                if (!follows && inOneTensor && end - first > 1 && entries >= blockEntries / 2) break;
+                inOneTensor &= follows;
+                entries += stored[end].NonZeros;
+            }
+            yield return (first, end);
+        }
+    }
+
+    /// <summary>Whether <paramref name="next"/>'s positions and values continue <paramref name="previous"/>'s in the same
+    /// tensors (both views on one tensor, one after the other), so that a run of such τ_i is one view.</summary>
+    internal static bool FollowsInStorage(SparseAdaptive previous, SparseAdaptive next)
+    {
+        // A storage is identified by where its data starts (the pointer is not offset by the view's start).
+        static bool Follows<T>(Tensor a, Tensor b) where T : unmanaged => a.storage_offset() + a.numel() == b.storage_offset()
+            && a.storage<T>().data_ptr() == b.storage<T>().data_ptr();
+        return Follows<long>(previous.Indices, next.Indices) && Follows<float>(previous.Values, next.Values);
+    }
+
     /// <summary>The support of tasks [first, end) at the start: their stored τ_i. Each stored τ_i's positions ascend
-    /// (SparseAdaptive), so concatenated in task order they are ordered as the support keeps them.</summary>
-    private static Support Block(SparseAdaptive[] stored, int first, int end, Tensor maskMatrix, long columns)
+    /// (SparseAdaptive), so concatenated in task order they are ordered as the support keeps them. When the τ_i lie
+    /// side by side in one tensor (<see cref="Blocks"/>), positions and values are a view on it, not a copy.</summary>
+    private static Support Block(SparseAdaptive[] stored, int first, int end, Tensor maskMatrix, Tensor rowOf)
     {
         using var scope = NewDisposeScope();
         var tasks = Enumerable.Range(first, end - first).ToArray();
         var offsets = new long[tasks.Length + 1];
         for (int i = 0; i < tasks.Length; i++) offsets[i + 1] = offsets[i] + stored[tasks[i]].NonZeros;
-        var valuesAtStart = cat(tasks.Select(i => stored[i].Values).ToList(), 0);
+        bool inOneTensor = tasks.Skip(1).All(i => FollowsInStorage(stored[i - 1], stored[i]));
+        // Stored tensors are immutable, so a view on them is as good as a copy.
+        Tensor Joined(Func<SparseAdaptive, Tensor> part) => inOneTensor
+            ? part(stored[first]).as_strided([offsets[^1]], [1], part(stored[first]).storage_offset())
+            : cat(tasks.Select(i => part(stored[i])).ToList(), 0);
+        var valuesAtStart = Joined(s => s.Values);
         return new Support
         {
             FirstTask = first,
-            Indices = cat(tasks.Select(i => stored[i].Indices).ToList(), 0),
-            MaskAt = cat(tasks.Select(i => maskMatrix[i].index_select(0, stored[i].Indices.div(columns, rounding_mode: RoundingMode.floor))).ToList(), 0),
+            Indices = Joined(s => s.Indices),
+            MaskAt = cat(tasks.Select(i => maskMatrix[i].index_select(0, rowOf.index_select(0, stored[i].Indices))).ToList(), 0),
             ValuesAtStart = valuesAtStart,
             Values = valuesAtStart.alias(),   // a second handle: τ_i = τ_i* until the first refresh replaces it
             TaskOffsets = offsets,
@@ -402,11 +440,11 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
         using var scope = NewDisposeScope();
         // Scalars held until the end (see TensorOwnership).
         using var threshold = _threshold.ToScalar();
-        using var negativeThreshold = (-_threshold).ToScalar();
         using var zero = 0.ToScalar();
         var values = _halfPrecision ? SparseAdaptive.RoundToHalf(support.Values) : support.Values;
-        // |τ| > λ₁ as two comparisons of one byte per entry (no |τ| tensor); kept entries by number, ascending.
-        var keep = _threshold > 0 ? values.gt(threshold).logical_or_(values.lt(negativeThreshold)) : values.ne(zero);
+        // |τ| > λ₁ (an absolute value and one comparison cost less than two comparisons and a logical or); kept
+        // entries by number, ascending.
+        var keep = _threshold > 0 ? values.abs().gt(threshold) : values.ne(zero);
         var kept = keep.nonzero().reshape(-1);
         // Task i's kept entries are those numbered from TaskOffsets[i] on, up to the next task's.
         var boundaries = searchsorted(kept, tensor(support.TaskOffsets, device: kept.device)).cpu().data<long>().ToArray();
