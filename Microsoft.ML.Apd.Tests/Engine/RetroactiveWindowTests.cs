@@ -134,4 +134,38 @@ public sealed class RetroactiveWindowTests
             Assert.IsTrue(network.Layers.All(l => l.Frozen.Count == 0));
         }
     }
+
+    /// <summary>A frozen task's slot never changes again, so a copy of the network (every <c>Fit</c> makes one) holds the
+    /// same slot object instead of new handles on its tensors; forgetting that task in the copy, training the copy and
+    /// disposing it leave the original network bit-identical, and the original still frees what it holds.</summary>
+    [TestMethod]
+    public void CopiesShareFrozenSlotsAndTheOriginalNeverChanges()
+    {
+        var h = Window(RetroactiveUpdateMode.Fast);
+        using var original = ApdNetwork.Create(EngineTestData.SmallMlp, CPU, 1);
+        for (int t = 0; t < 3; t++) Learn(original, t, h);
+        Assert.IsNotNull(CohortOf(original, "t0"));
+        Assert.IsNull(CohortOf(original, "t2"));
+        var (x, _) = EngineTestData.Task(11, n: 20);
+        using (x)
+        {
+            var bytes = EngineTestData.Serialize(original);
+            var logits = original.Tasks.ToDictionary(t => t, t => EngineTestData.Logits(original, t, x));
+            using (var copy = original.Clone())
+            {
+                for (int l = 0; l < original.Layers.Count; l++)
+                {
+                    Assert.AreSame(original.Layers[l].Slots["t0"], copy.Layers[l].Slots["t0"], $"frozen slot, layer {l}");
+                    Assert.AreNotSame(original.Layers[l].Slots["t2"], copy.Layers[l].Slots["t2"], $"following slot, layer {l}");
+                }
+                copy.Forget("t0");
+                Learn(copy, 3, h);
+                Learn(copy, 4, h);
+                CollectionAssert.AreEqual(bytes, EngineTestData.Serialize(original), "while the copy lives");
+            }
+            CollectionAssert.AreEqual(bytes, EngineTestData.Serialize(original), "after the copy is disposed");
+            foreach (var task in original.Tasks)
+                CollectionAssert.AreEqual(logits[task], EngineTestData.Logits(original, task, x), task);
+        }
+    }
 }

@@ -90,9 +90,10 @@ public sealed class ScaleTests
         }
     }
 
-    /// <summary>Fit's copy of the previous network shares its stored tensors (nothing is copied), and training,
-    /// retroactive updates and consolidation of the copy leave the previous network bit-identical — also once the
-    /// copy is disposed.</summary>
+    /// <summary>Fit's copy of the previous network shares its stored tensors (nothing is copied): a following task's
+    /// slot through new handles on the same storage, the immutable heads as the same objects (<see cref="SharedOwners"/>).
+    /// Training, retroactive updates, consolidation and forgetting on the copy leave the previous network bit-identical —
+    /// also once the copy is disposed.</summary>
     [TestMethod]
     public void CloneSharesStorageAndTheOriginalNeverChanges()
     {
@@ -105,9 +106,11 @@ public sealed class ScaleTests
             var predictions = Predictions(original, x);
             using (var clone = original.Clone())
             {
-                Assert.AreNotEqual(original.HeadOf("t0").Weight.Handle, clone.HeadOf("t0").Weight.Handle, "own handles");
-                Assert.AreEqual(Storage(original.HeadOf("t0").Weight), Storage(clone.HeadOf("t0").Weight), "same storage");
-                Assert.AreEqual(Storage(original.Layers[0].Slots["t1"].MaskLogits), Storage(clone.Layers[0].Slots["t1"].MaskLogits));
+                Assert.AreSame(original.HeadOf("t0"), clone.HeadOf("t0"), "one immutable head, held by both");
+                var (followingOriginal, followingClone) = (original.Layers[0].Slots["t1"], clone.Layers[0].Slots["t1"]);
+                Assert.AreNotSame(followingOriginal, followingClone, "a following task's slot changes with training: each network has its own");
+                Assert.AreNotEqual(followingOriginal.MaskLogits.Handle, followingClone.MaskLogits.Handle, "own handles");
+                Assert.AreEqual(Storage(followingOriginal.MaskLogits), Storage(followingClone.MaskLogits), "same storage");
                 // Task 4 is trained on the clone (σ and every earlier τ_i move) and then consolidated.
                 var (tx, ty) = EngineTestData.Task(200, 8);
                 using (tx) using (ty) ApdLearner.LearnTask(clone, "t3", 2, tx, ty, h, null, CancellationToken.None);

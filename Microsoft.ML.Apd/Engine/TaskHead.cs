@@ -17,11 +17,18 @@ internal sealed class TaskHead : IDisposable
     public Tensor Bias { get; }
     public int ClassCount => (int)Weight.shape[0];
 
-    /// <summary>The same head for another network: new handles on the same immutable tensors (nothing copied).</summary>
-    public TaskHead Share() => new(TensorOwnership.Share(Weight), TensorOwnership.Share(Bias));
+    private readonly SharedOwners _owners = new();
+
+    /// <summary>The same head for another network: it is immutable, so both hold this object (see <see cref="SharedOwners"/>).</summary>
+    public TaskHead Share()
+    {
+        _owners.Add();
+        return this;
+    }
 
     public void Dispose()
     {
+        if (!_owners.Release()) return;
         Weight.Dispose();
         Bias.Dispose();
     }

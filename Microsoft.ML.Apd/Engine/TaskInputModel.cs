@@ -38,11 +38,18 @@ internal sealed class TaskInputModel : IDisposable
         return (-0.5 * (distance + variance.log().sum())).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The same model for another network: new handles on the same immutable tensors (nothing copied).</summary>
-    public TaskInputModel Share() => new(TensorOwnership.Share(Mean), TensorOwnership.Share(Variance));
+    private readonly SharedOwners _owners = new();
+
+    /// <summary>The same model for another network: it is immutable, so both hold this object (see <see cref="SharedOwners"/>).</summary>
+    public TaskInputModel Share()
+    {
+        _owners.Add();
+        return this;
+    }
 
     public void Dispose()
     {
+        if (!_owners.Release()) return;
         Mean.Dispose();
         Variance.Dispose();
     }

@@ -42,11 +42,23 @@ internal sealed class TaskSlot : IDisposable
         Adaptive = adaptive;
     }
 
-    /// <summary>The same slot for another network: new handles on the same immutable tensors (nothing copied).</summary>
-    public TaskSlot Share() => new(TensorOwnership.Share(MaskLogits), TensorOwnership.Share(Bias), Adaptive.Share(), Group, LowRank?.Share(), FrozenOn);
+    private readonly SharedOwners _owners = new();
+
+    /// <summary>The same slot for another network. A frozen task's slot never changes again (nothing writes τ, the
+    /// group or the cohort of a task that stopped following σ), so both networks hold this object (see
+    /// <see cref="SharedOwners"/>); a following task's slot is a new object, with new handles on the same immutable
+    /// tensors (nothing copied), as training and consolidation replace its τ and group in one network only.</summary>
+    public TaskSlot Share()
+    {
+        if (FrozenOn is null)
+            return new(TensorOwnership.Share(MaskLogits), TensorOwnership.Share(Bias), Adaptive.Share(), Group, LowRank?.Share(), FrozenOn);
+        _owners.Add();
+        return this;
+    }
 
     public void Dispose()
     {
+        if (!_owners.Release()) return;
         MaskLogits.Dispose();
         Bias.Dispose();
         Adaptive.Dispose();
