@@ -278,13 +278,13 @@ public sealed class FastRetroactiveTests
         Assert.IsFalse(FastRetroactiveUpdate.FollowsInStorage(stored[2], stored[3]), "another tensor");
         Assert.IsFalse(FastRetroactiveUpdate.FollowsInStorage(stored[3], stored[4]), "another tensor");
 
-        // Blocks of 12: the run of 10 entries (at least half a block) stays whole; the other two are packed.
-        CollectionAssert.AreEqual(new[] { (0, 3), (3, 5) }, FastRetroactiveUpdate.Blocks(stored, 12).ToArray());
+        // Blocks of 12: the run of 10 entries (at least half a block) stays whole, a view; the other two are packed (copied).
+        CollectionAssert.AreEqual(new[] { (0, 3, true), (3, 5, false) }, FastRetroactiveUpdate.Blocks(stored, 12).ToArray());
         // Blocks of 30: the run is under half a block, so everything is packed into one block (copied).
-        CollectionAssert.AreEqual(new[] { (0, 5) }, FastRetroactiveUpdate.Blocks(stored, 30).ToArray());
+        CollectionAssert.AreEqual(new[] { (0, 5, false) }, FastRetroactiveUpdate.Blocks(stored, 30).ToArray());
         // Blocks of 8: the run is split where a block is full (its first two τ_i stay one view); the rest is packed.
-        CollectionAssert.AreEqual(new[] { (0, 2), (2, 5) }, FastRetroactiveUpdate.Blocks(stored, 8).ToArray());
+        CollectionAssert.AreEqual(new[] { (0, 2, true), (2, 5, false) }, FastRetroactiveUpdate.Blocks(stored, 8).ToArray());
         // One entry per block: one task per block, as before.
-        CollectionAssert.AreEqual(new[] { (0, 1), (1, 2), (2, 3), (3, 4), (4, 5) }, FastRetroactiveUpdate.Blocks(stored, 1).ToArray());
+        CollectionAssert.AreEqual(new[] { (0, 1, true), (1, 2, true), (2, 3, true), (3, 4, true), (4, 5, true) }, FastRetroactiveUpdate.Blocks(stored, 1).ToArray());
     }
 }

@@ -20,13 +20,6 @@ internal sealed class LowRankAdaptive : IDisposable
         Right = right;
     }
 
-    /// <summary>For <see cref="Share"/>: factors already checked (reading shapes is a native call per task and copy).</summary>
-    private LowRankAdaptive(Tensor left, Tensor right, bool _)
-    {
-        Left = left;
-        Right = right;
-    }
-
     /// <summary>U, [out, r].</summary>
     public Tensor Left { get; }
     /// <summary>V, [fan-in, r].</summary>
@@ -79,11 +72,18 @@ internal sealed class LowRankAdaptive : IDisposable
     /// <summary>Fan-in of a weight shape [out, ...]: the row length of V.</summary>
     public static long FanIn(long[] weightShape) => weightShape.Skip(1).Aggregate(1L, (a, b) => a * b);
 
-    /// <summary>The same factors for another owner: new handles on the same immutable storage (nothing copied).</summary>
-    public LowRankAdaptive Share() => new(TensorOwnership.Share(Left), TensorOwnership.Share(Right), true);
+    private readonly SharedOwners _owners = new();
+
+    /// <summary>The same factors for another owner: they are immutable, so both hold this object (see <see cref="SharedOwners"/>).</summary>
+    public LowRankAdaptive Share()
+    {
+        _owners.Add();
+        return this;
+    }
 
     public void Dispose()
     {
+        if (!_owners.Release()) return;
         Left.Dispose();
         Right.Dispose();
     }

@@ -1,9 +1,10 @@
 namespace Microsoft.ML.Apd.Engine;
 
 /// <summary>
-/// How many networks hold one immutable object (a task's head, its model of its inputs, a frozen task's slot), so that
-/// a copy of a network (<see cref="ApdNetwork.Clone"/>) can hold the same object instead of a new handle on each of its
-/// tensors: with a thousand tasks that is thousands of native handles per <c>Fit</c>, against a count per object here.
+/// How many networks hold one immutable object (a task's head, its model of its inputs, its low-rank part, a frozen
+/// task's slot), so that a copy of a network (<see cref="ApdNetwork.Clone"/>) can hold the same object instead of a new
+/// handle on each of its tensors: with a thousand tasks that is thousands of native handles per <c>Fit</c>, against a
+/// count per object here.
 /// The object frees its tensors when the last holder disposes it; each holder disposes it exactly once.
 /// </summary>
 internal sealed class SharedOwners

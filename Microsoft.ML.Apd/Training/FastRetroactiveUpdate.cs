@@ -147,7 +147,7 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
             // instead of an integer division per entry, which costs more.
             var rowOf = arange(layer.OutputCount, dtype: ScalarType.Int64, device: maskMatrix.device).repeat_interleave(columns);
             var stored = _tasks.Select(t => layer.Slots[t].Adaptive).ToArray();
-            var blocks = Blocks(stored, blockEntries).Select(range => Block(stored, range.First, range.End, maskMatrix, rowOf)).ToList();
+            var blocks = Blocks(stored, blockEntries).Select(range => Block(stored, range, maskMatrix, rowOf)).ToList();
             var state = new LayerState
             {
                 SharedAtStart = layer.Shared.detach().clone().DetachFromDisposeScope(),
@@ -165,14 +165,15 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     }
 
     /// <summary>
-    /// The tasks [First, End) of each block, in order: runs of consecutive tasks of about <paramref name="blockEntries"/>
-    /// entries, as far as possible runs whose stored τ_i lie side by side in one tensor (<see cref="FollowsInStorage"/>).
+    /// The tasks [First, End) of each block, in order, and whether their stored τ_i lie side by side in one tensor
+    /// (<see cref="FollowsInStorage"/>): runs of consecutive tasks of about <paramref name="blockEntries"/> entries, as
+    /// far as possible runs in one tensor.
     /// <see cref="Commit"/> stores each block's τ_i that way, so from one <c>Fit</c> to the next the blocks come back
     /// whole and <see cref="Block"/> takes them as they are, without copying: only the tasks written since (the last
     /// task trained; every task after a consolidation or a load) are copied into new blocks. A block that already lies in
     /// one tensor is not merged with its neighbours unless it is small (under half a block).
     /// </summary>
-    internal static IEnumerable<(int First, int End)> Blocks(IReadOnlyList<SparseAdaptive> stored, long blockEntries)
+    internal static IEnumerable<(int First, int End, bool InOneTensor)> Blocks(IReadOnlyList<SparseAdaptive> stored, long blockEntries)
     {
         for (int first = 0, end; first < stored.Count; first = end)
         {
@@ -185,7 +186,7 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
                 inOneTensor &= follows;
                 entries += stored[end].NonZeros;
             }
-            yield return (first, end);
+            yield return (first, end, inOneTensor);
         }
     }
 
@@ -202,15 +203,15 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     /// <summary>The support of tasks [first, end) at the start: their stored τ_i. Each stored τ_i's positions ascend
     /// (SparseAdaptive), so concatenated in task order they are ordered as the support keeps them. When the τ_i lie
     /// side by side in one tensor (<see cref="Blocks"/>), positions and values are a view on it, not a copy.</summary>
-    private static Support Block(SparseAdaptive[] stored, int first, int end, Tensor maskMatrix, Tensor rowOf)
+    private static Support Block(SparseAdaptive[] stored, (int First, int End, bool InOneTensor) range, Tensor maskMatrix, Tensor rowOf)
     {
         using var scope = NewDisposeScope();
-        var tasks = Enumerable.Range(first, end - first).ToArray();
+        int first = range.First;
+        var tasks = Enumerable.Range(first, range.End - first).ToArray();
         var offsets = new long[tasks.Length + 1];
         for (int i = 0; i < tasks.Length; i++) offsets[i + 1] = offsets[i] + stored[tasks[i]].NonZeros;
-        bool inOneTensor = tasks.Skip(1).All(i => FollowsInStorage(stored[i - 1], stored[i]));
         // Stored tensors are immutable, so a view on them is as good as a copy.
-        Tensor Joined(Func<SparseAdaptive, Tensor> part) => inOneTensor
+        Tensor Joined(Func<SparseAdaptive, Tensor> part) => range.InOneTensor
             ? part(stored[first]).as_strided([offsets[^1]], [1], part(stored[first]).storage_offset())
             : cat(tasks.Select(i => part(stored[i])).ToList(), 0);
         var valuesAtStart = Joined(s => s.Values);
