@@ -76,4 +76,10 @@ internal static class EngineTestData
         using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) network.Save(writer);
         return stream.ToArray();
     }
+
+    /// <summary>Collects progress reports synchronously (<see cref="Progress{T}"/> would post them to the thread pool).</summary>
+    public sealed class Collect(List<TaskTrainingProgress> into) : IProgress<TaskTrainingProgress>
+    {
+        public void Report(TaskTrainingProgress value) => into.Add(value);
+    }
 }

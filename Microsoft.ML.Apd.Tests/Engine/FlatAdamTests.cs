@@ -31,7 +31,7 @@ public sealed class FlatAdamTests
             if (step == 10)
             {
                 foreach (var group in adam.ParamGroups) group.LearningRate = 3e-3;
-                flatAdam.LearningRate = 3e-3;
+                flatAdam.LearningRates[0] = 3e-3;
             }
             var x = randn([32, 8], generator: generator);
             var y = randint(0, 3, [32], generator: generator);

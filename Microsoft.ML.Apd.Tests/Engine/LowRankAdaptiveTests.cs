@@ -191,14 +191,16 @@ public sealed class LowRankAdaptiveTests
         Assert.IsNull(LowRankAdaptive.Truncated(zeros([6, 4]), right, 0.999));
     }
 
-    /// <summary>A group's learning-rate multiplier scales its step: Adam's first step moves every element with a
-    /// gradient by the learning rate, so the faster group moves exactly multiplier × as far.</summary>
+    /// <summary>Each group steps at its own learning rate: Adam's first step moves every element with a gradient by the
+    /// learning rate, so the faster group moves exactly its rate, 30 × as far.</summary>
     [TestMethod]
     public void FlatAdamStepsEachGroupAtItsRate()
     {
         using var slow = new global::TorchSharp.Modules.Parameter(zeros(4));
         using var fast = new global::TorchSharp.Modules.Parameter(zeros(3));
-        using var adam = new FlatAdam([new ParameterGroup([slow], 1), new ParameterGroup([fast], 30)], 1e-3);
+        using var adam = new FlatAdam([[slow], [fast]]);
+        adam.LearningRates[0] = 1e-3;
+        adam.LearningRates[1] = 3e-2;
         using (var loss = (slow * tensor(new float[] { 1, -2, 3, -4 })).sum() + (fast * tensor(new float[] { 5, -6, 7 })).sum())
             loss.backward();
         adam.Step();

@@ -37,15 +37,10 @@ public sealed class ValidationTests
         var (x, y) = EngineTestData.Task(1, n: 100);
         var reports = new List<TaskTrainingProgress>();
         using (x) using (y)
-            ApdLearner.LearnTask(network, "a", 2, x, y, EngineTestData.QuickSettings with { NumberOfEpochs = 2 }, new Collect(reports), CancellationToken.None);
+            ApdLearner.LearnTask(network, "a", 2, x, y, EngineTestData.QuickSettings with { NumberOfEpochs = 2 }, new EngineTestData.Collect(reports), CancellationToken.None);
         Assert.HasCount(8, reports); // 2 epochs × 4 batches of 25
         Assert.AreEqual(2, reports[^1].Epoch);
         Assert.AreEqual(4, reports[^1].NumberOfBatches);
         Assert.IsTrue(reports.All(r => double.IsFinite(r.Loss) && r.Task == "a"));
-    }
-
-    private sealed class Collect(List<TaskTrainingProgress> into) : IProgress<TaskTrainingProgress>
-    {
-        public void Report(TaskTrainingProgress value) => into.Add(value);
     }
 }

@@ -70,6 +70,9 @@ public sealed class ContinualBenchmarkTests
         Assert.AreEqual((0.4, true, false, (double?)3, true),
             (levers.ProximalStrength, levers.AdaptiveStartsAtZero, levers.TrainFirstTaskAdaptive, levers.InitialMaskLogit, levers.HalfPrecisionStorage));
         Assert.IsNull(ApdMethod.Options(CommandLineOptions.Parse(["--apd-mask-logit", "random"])).InitialMaskLogit);
+        var schedule = ApdMethod.Options(CommandLineOptions.Parse(["--apd-lr-schedule", "cosine", "--apd-lr-decay", "0.6", "--apd-rank-lr-schedule", "exponentialperepoch"]));
+        Assert.AreEqual((LearningRateSchedule.Cosine, 0.6, LearningRateSchedule.ExponentialPerEpoch),
+            (schedule.LearningRateSchedule, schedule.LearningRateDecay, schedule.LowRankLearningRateSchedule));
     }
 
     [TestMethod]

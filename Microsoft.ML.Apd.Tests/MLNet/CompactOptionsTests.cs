@@ -37,6 +37,8 @@ public sealed class CompactOptionsTests
             (o => o.LowRankKeptEnergy = double.NaN, nameof(ApdTrainer.Options.LowRankKeptEnergy)),
             (o => o.LowRankLearningRateMultiplier = 0, nameof(ApdTrainer.Options.LowRankLearningRateMultiplier)),
             (o => o.LowRankLearningRateMultiplier = double.NaN, nameof(ApdTrainer.Options.LowRankLearningRateMultiplier)),
+            (o => o.LearningRateSchedule = (LearningRateSchedule)7, nameof(ApdTrainer.Options.LearningRateSchedule)),
+            (o => o.LowRankLearningRateSchedule = (LearningRateSchedule)(-1), nameof(ApdTrainer.Options.LowRankLearningRateSchedule)),
         })
         {
             var options = new ApdTrainer.Options();
@@ -46,7 +48,8 @@ public sealed class CompactOptionsTests
         }
     }
 
-    /// <summary>The preset is the authors' algorithm: every compactness lever off (no low-rank part) and the authors' β, every other option the default.</summary>
+    /// <summary>The preset is the authors' algorithm: every compactness lever off (no low-rank part) and the authors' β,
+    /// every other option the default (the authors' learning rate, ×0.95 per epoch, is the default).</summary>
     [TestMethod]
     public void PaperPresetIsTheAuthorsAlgorithm()
     {
@@ -59,6 +62,8 @@ public sealed class CompactOptionsTests
         Assert.AreEqual(1e-2, paper.ConsolidationThreshold);
         Assert.AreEqual(0, paper.LowRankAdaptiveRank);
         Assert.AreEqual(0, paper.RetroactiveWindow, "every task follows σ forever");
+        Assert.AreEqual(LearningRateSchedule.ExponentialPerEpoch, paper.LearningRateSchedule);
+        Assert.AreEqual(0.95, paper.LearningRateDecay);
         var defaults = new ApdTrainer.Options().ToHyperparameters(1);
         Assert.AreEqual(defaults with
         {

@@ -264,11 +264,11 @@ public sealed partial class ApdTrainer : IEstimator<ApdTransformer>
             if (MLNetInternal.IsCanceled(_trainer._env))
                 throw new OperationCanceledException("Operation was canceled.");
             _trainer._options.Progress?.Report(new ApdTrainingProgress(p.Task, p.Epoch, p.NumberOfEpochs, p.Batch,
-                p.NumberOfBatches, p.Loss, p.Elapsed));
+                p.NumberOfBatches, p.Loss, p.Elapsed, p.LearningRate));
             if (p.Batch >= p.NumberOfBatches && p.Epoch != _loggedEpoch)
             {
                 _loggedEpoch = p.Epoch;
-                _channel.Info($"APD: task '{p.Task}' epoch {p.Epoch}/{p.NumberOfEpochs}: cross-entropy {p.Loss:F4} on the last batch, {p.Elapsed.TotalSeconds:F1} s.");
+                _channel.Info($"APD: task '{p.Task}' epoch {p.Epoch}/{p.NumberOfEpochs}: cross-entropy {p.Loss:F4} on the last batch, learning rate {p.LearningRate:G3}, {p.Elapsed.TotalSeconds:F1} s.");
             }
         }
     }

@@ -12,5 +12,6 @@ namespace Microsoft.ML.Apd;
 /// weight-decay and retroactive terms of the APD objective are not evaluated during training; their gradients are
 /// applied directly.)</param>
 /// <param name="Elapsed">Wall-clock time since training of <paramref name="Task"/> started.</param>
+/// <param name="LearningRate">The learning rate of the step just taken (<see cref="ApdTrainer.Options.LearningRateSchedule"/>).</param>
 public readonly record struct ApdTrainingProgress(string Task, int Epoch, int NumberOfEpochs, int Batch,
-    int NumberOfBatches, double Loss, TimeSpan Elapsed);
+    int NumberOfBatches, double Loss, TimeSpan Elapsed, double LearningRate);

@@ -75,7 +75,7 @@ internal static class ApdLearner
         using var generator = new Generator((ulong)(h.Seed * 1_000_003L + network.Tasks.Count + 1), device);
         network.InvalidateCache();
         using var session = new TaskTrainingSession(network, task, classCount, h, generator);
-        using var optimizer = new FlatAdam(session.OptimizerGroups, h.LearningRate);
+        using var optimizer = new FlatAdam(session.OptimizerGroups);
         // The task's model of its inputs, from the first epoch's rows (every epoch delivers every row once).
         using var inputs = new TaskInputModel.Accumulator(inputSize, device);
         int batches = (int)((count + h.BatchSize - 1) / h.BatchSize);
@@ -83,8 +83,6 @@ internal static class ApdLearner
         double largestFeature = 0; // of the batches trained so far, for the divergence message
         for (int epoch = 0; epoch < h.NumberOfEpochs; epoch++)
         {
-            // lr decayed ×LearningRateDecay per epoch.
-            optimizer.LearningRate = h.LearningRate * Math.Pow(h.LearningRateDecay, epoch);
             int batch = 0;
             foreach (var (features, labels) in rows.Epoch(h.BatchSize, generator, cancellation))
             {
@@ -96,10 +94,11 @@ internal static class ApdLearner
                     throw new InvalidOperationException($"The batch source of task '{task}' delivered a batch of shape [{string.Join(", ", x.shape)}] / [{string.Join(", ", y.shape)}] (batch {batch} of {batches}).");
                 largestFeature = Math.Max(largestFeature, x.abs().max().item<float>());
                 if (epoch == 0) inputs.Add(x);
+                session.LearningRatesAt(epoch, batch - 1, batches).CopyTo(optimizer.LearningRates, 0);
                 float loss = session.Step(optimizer, x.to(device), y.to(device)).item<float>();
                 if (!float.IsFinite(loss))
                     throw Diverged(task, epoch, h, $"batch {batch}/{batches}: the loss became {loss}", loss, largestFeature);
-                progress?.Report(new TaskTrainingProgress(task, epoch + 1, h.NumberOfEpochs, batch, batches, loss, clock.Elapsed));
+                progress?.Report(new TaskTrainingProgress(task, epoch + 1, h.NumberOfEpochs, batch, batches, loss, clock.Elapsed, optimizer.LearningRates[0]));
             }
             if (batch != batches)
                 throw new InvalidOperationException($"The batch source of task '{task}' delivered {batch} batches in epoch {epoch + 1}, expected {batches}.");

@@ -11,33 +11,33 @@ namespace Microsoft.ML.Apd.Engine;
 /// gradient, at its slice (autograd accumulates into an existing gradient in place, so backward fills the flat
 /// gradient buffer). A step is then six elementwise operations on one tensor instead of about as many per parameter:
 /// at APD's sizes the native-call overhead of TorchSharp's per-parameter Adam cost as much as the arithmetic.
-/// Parameter groups with their own learning-rate multiplier (the low-rank factors U, V) are consecutive slices of
-/// the buffer; only the last operation of a step runs per group.
+/// Parameter groups with their own learning rate (the low-rank factors U, V) are consecutive slices of the buffer;
+/// only the last operation of a step runs per group.
 /// </para>
 /// </summary>
 internal sealed class FlatAdam : IDisposable
 {
     private const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
     private readonly Tensor _values, _gradients, _firstMoment, _secondMoment;
-    // (start, length, learning-rate multiplier) of each group's slice.
-    private readonly (long Start, long Count, double RateMultiplier)[] _groups;
+    // (start, length) of each group's slice.
+    private readonly (long Start, long Count)[] _groups;
     private int _step;
 
-    /// <summary>Takes over the storage of <paramref name="parameters"/> (same device and dtype, float32).</summary>
+    /// <summary>Takes over the storage of <paramref name="parameters"/> (same device and dtype, float32), one group.</summary>
     public FlatAdam(IReadOnlyList<Parameter> parameters, double learningRate)
-        : this([new ParameterGroup(parameters, 1)], learningRate) { }
+        : this([parameters]) => LearningRates[0] = learningRate;
 
-    /// <summary>Takes over the storage of every group's parameters; a group's learning rate is γ × its multiplier.</summary>
-    public FlatAdam(IReadOnlyList<ParameterGroup> groups, double learningRate)
+    /// <summary>Takes over the storage of every group's parameters; each group steps at its own <see cref="LearningRates"/>.</summary>
+    public FlatAdam(IReadOnlyList<IReadOnlyList<Parameter>> groups)
     {
-        var parameters = groups.SelectMany(g => g.Parameters).ToList();
+        var parameters = groups.SelectMany(g => g).ToList();
         ArgumentOutOfRangeException.ThrowIfZero(parameters.Count);
-        LearningRate = learningRate;
+        LearningRates = new double[groups.Count];
         long start = 0;
         _groups = groups.Select(g =>
         {
-            long count = g.Parameters.Sum(p => p.numel());
-            var slice = (start, count, g.RateMultiplier);
+            long count = g.Sum(p => p.numel());
+            var slice = (start, count);
             start += count;
             return slice;
         }).ToArray();
@@ -62,8 +62,9 @@ internal sealed class FlatAdam : IDisposable
         }
     }
 
-    /// <summary>γ, read at every step (the learner decays it per epoch).</summary>
-    public double LearningRate { get; set; }
+    /// <summary>γ of each group, in the constructor's order, read at every step (the learner sets them from the
+    /// schedules before each step).</summary>
+    public double[] LearningRates { get; }
 
     /// <summary>m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; x ← x − γ (m / (1−β₁ᵗ)) / (√(v / (1−β₂ᵗ)) + ε).</summary>
     public void Step()
@@ -77,13 +78,13 @@ internal sealed class FlatAdam : IDisposable
         var denominator = _secondMoment.sqrt().div_(Math.Sqrt(secondCorrection)).add_(Epsilon);
         if (_groups.Length == 1)
         {
-            _values.addcdiv_(_firstMoment, denominator, -LearningRate * _groups[0].RateMultiplier / firstCorrection);
+            _values.addcdiv_(_firstMoment, denominator, -LearningRates[0] / firstCorrection);
             return;
         }
-        foreach (var (start, count, multiplier) in _groups)
-            if (count > 0)
+        for (int g = 0; g < _groups.Length; g++)
+            if (_groups[g] is var (start, count) && count > 0)
                 _values.narrow(0, start, count).addcdiv_(_firstMoment.narrow(0, start, count), denominator.narrow(0, start, count),
-                    -LearningRate * multiplier / firstCorrection);
+                    -LearningRates[g] / firstCorrection);
     }
 
     /// <summary>True when every parameter is finite: one reduction over the flat buffer.</summary>
@@ -101,6 +102,3 @@ internal sealed class FlatAdam : IDisposable
         _secondMoment.Dispose();
     }
 }
-
-/// <summary>Parameters that <see cref="FlatAdam"/> steps with γ × <paramref name="RateMultiplier"/>.</summary>
-internal sealed record ParameterGroup(IReadOnlyList<Parameter> Parameters, double RateMultiplier);

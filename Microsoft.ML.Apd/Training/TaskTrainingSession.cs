@@ -104,10 +104,16 @@ internal sealed class TaskTrainingSession : IDisposable
 
     public IEnumerable<Parameter> TrainableParameters => FullRateParameters.Concat(LowRankParameters);
 
-    /// <summary>What the optimizer steps: U_t and V_t at γ × LowRankLearningRateMultiplier (they start at a zero product
-    /// and must reach a dense change within the task's steps), everything else at γ.</summary>
-    public IReadOnlyList<ParameterGroup> OptimizerGroups
-        => [new(FullRateParameters.ToList(), 1), new(LowRankParameters.ToList(), _hyperparameters.LowRankLearningRateMultiplier)];
+    /// <summary>What the optimizer steps, in two groups at the rates of <see cref="LearningRatesAt"/>: everything at γ,
+    /// then U_t and V_t.</summary>
+    public IReadOnlyList<IReadOnlyList<Parameter>> OptimizerGroups => [FullRateParameters.ToList(), LowRankParameters.ToList()];
+
+    /// <summary>The learning rates of <see cref="OptimizerGroups"/> at step <paramref name="step"/> of epoch
+    /// <paramref name="epoch"/>: γ by the LearningRateSchedule, and for U_t, V_t γ × LowRankLearningRateMultiplier by the
+    /// LowRankLearningRateSchedule (they start at a zero product and must reach a dense change within the task's steps,
+    /// then settle instead of ending a large step away).</summary>
+    public double[] LearningRatesAt(int epoch, int step, int stepsPerEpoch)
+        => [_hyperparameters.LearningRateAt(epoch, step, stepsPerEpoch), _hyperparameters.LowRankLearningRateAt(epoch, step, stepsPerEpoch)];
 
     /// <summary>Logits of task t with θ_t = σ ⊙ M_t + τ_t [+ U_t V_tᵀ] (τ_t dense, not thresholded: thresholding is for storage).</summary>
     public Tensor Logits(Tensor features)
@@ -162,7 +168,7 @@ internal sealed class TaskTrainingSession : IDisposable
         var loss = Backward(features, labels);
         optimizer.Step();
         if (_hyperparameters.ProximalStrength > 0)
-            ApdObjective.ShrinkProximally(TrainedAdaptive, optimizer.LearningRate * _hyperparameters.ProximalStrength);
+            ApdObjective.ShrinkProximally(TrainedAdaptive, optimizer.LearningRates[0] * _hyperparameters.ProximalStrength); // γ of τ's group
         return loss;
     }
 

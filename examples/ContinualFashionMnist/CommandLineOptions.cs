@@ -29,8 +29,11 @@ public static class CommandLineOptions
           --apd-half B                       store τ in half precision,
           --apd-rank r                       rank of the low-rank adaptive part U_t V_tᵀ (0 = none),
           --apd-rank-layers N                how many layers from the input get it (default 1),
-          --apd-rank-energy X                share of ‖U_t V_tᵀ‖² a task stores (its leading components; default 0.99, 1 = all),
-          --apd-rank-lr X                    learning-rate multiplier of U_t, V_t
+          --apd-rank-energy X                share of ‖U_t V_tᵀ‖² a task stores (its leading components; default 0.997, 1 = all),
+          --apd-rank-lr X                    learning-rate multiplier of U_t, V_t,
+          --apd-rank-lr-schedule S           how their rate falls over a task: cosine or exponentialperepoch,
+          --apd-lr-schedule S                the same for every other parameter,
+          --apd-lr-decay X                   the multiplier per epoch of exponentialperepoch
           --train-limit N --test-limit N     use at most N images per task (quick runs)
           --out DIR                          output directory (default ./apd-results)
 
@@ -82,6 +85,9 @@ public static class CommandLineOptions
             ApdLowRankLayers = Int("apd-rank-layers"),
             ApdLowRankKeptEnergy = Double("apd-rank-energy"),
             ApdLowRankLearningRateMultiplier = Double("apd-rank-lr"),
+            ApdLowRankLearningRateSchedule = Take("apd-rank-lr-schedule") is { } rs ? Enum.Parse<LearningRateSchedule>(rs, ignoreCase: true) : null,
+            ApdLearningRateSchedule = Take("apd-lr-schedule") is { } ls ? Enum.Parse<LearningRateSchedule>(ls, ignoreCase: true) : null,
+            ApdLearningRateDecay = Double("apd-lr-decay"),
             DataDirectory = data switch { "subset" => null, "full" => FashionMnist.DebianDirectory, _ => data },
             TrainLimit = Int("train-limit"),
             TestLimit = Int("test-limit"),

@@ -41,6 +41,9 @@ public sealed class ApdMethod : IContinualMethod
         o.LowRankAdaptiveLayers = settings.ApdLowRankLayers ?? o.LowRankAdaptiveLayers;
         o.LowRankKeptEnergy = settings.ApdLowRankKeptEnergy ?? o.LowRankKeptEnergy;
         o.LowRankLearningRateMultiplier = settings.ApdLowRankLearningRateMultiplier ?? o.LowRankLearningRateMultiplier;
+        o.LowRankLearningRateSchedule = settings.ApdLowRankLearningRateSchedule ?? o.LowRankLearningRateSchedule;
+        o.LearningRateSchedule = settings.ApdLearningRateSchedule ?? o.LearningRateSchedule;
+        o.LearningRateDecay = settings.ApdLearningRateDecay ?? o.LearningRateDecay;
         o.Progress = progress;
         return o;
     }

@@ -42,8 +42,8 @@ public static class SummaryTable
     /// <summary>What users should expect of APD's size with the library's defaults (docs/benchmarks.md).</summary>
     public const string SizeExpectation = "APD's defaults store no task-adaptive weights for the first task (1.01x with its input model, "
         + "however long it trains); later tasks add a sparse tau and the leading components of a rank-16 change of the first layer: "
-        + "~1.10x after 5 short Split tasks (the embedded subset), ~1.08x on --data full, ~1.7x at 85.5 % on 10 unrelated permuted tasks "
-        + "(--apd-rank-energy 1 keeps every component: ~1.86x, 86.1 %). --apd-rank 0 turns the low-rank part off; "
+        + "~1.12x after 5 short Split tasks (the embedded subset), ~1.09x on --data full, ~1.68x at 86.8 % on 10 unrelated permuted tasks "
+        + "(--apd-rank-energy 1 keeps every component: ~1.84x, 87.0 %). --apd-rank 0 turns the low-rank part off; "
         + "--apd-preset paper runs the authors' algorithm (README, \"Size\").";
 
     /// <summary>What the model's size does as tasks are added: capacity and saved bytes after the first and the last

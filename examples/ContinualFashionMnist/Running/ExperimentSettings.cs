@@ -46,6 +46,12 @@ public sealed record ExperimentSettings
     public int? ApdLowRankLayers { get; init; }
     /// <summary>APD's LowRankLearningRateMultiplier (null: the preset's).</summary>
     public double? ApdLowRankLearningRateMultiplier { get; init; }
+    /// <summary>APD's LowRankLearningRateSchedule (null: the preset's).</summary>
+    public LearningRateSchedule? ApdLowRankLearningRateSchedule { get; init; }
+    /// <summary>APD's LearningRateSchedule (null: the preset's).</summary>
+    public LearningRateSchedule? ApdLearningRateSchedule { get; init; }
+    /// <summary>APD's LearningRateDecay (null: the preset's).</summary>
+    public double? ApdLearningRateDecay { get; init; }
 
     /// <summary>Data directory with the full idx .gz files; null for the embedded subset.</summary>
     public string? DataDirectory { get; init; }
