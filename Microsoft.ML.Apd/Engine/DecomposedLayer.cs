@@ -39,7 +39,12 @@ internal abstract class DecomposedLayer : IDisposable
     public Tensor Mask(Tensor maskLogits) => sigmoid(maskLogits).reshape(MaskShape);
 
     /// <summary>θ = σ ⊙ M + A for a dense A (τ, or σ̃ + τ), differentiable.</summary>
-    public Tensor Compose(Tensor shared, Tensor maskLogits, Tensor adaptive) => shared * Mask(maskLogits) + adaptive;
+    public Tensor Compose(Tensor shared, Tensor maskLogits, Tensor adaptive)
+    {
+        // A tensor '+' converts α = 1 to a Scalar nothing holds (see TensorOwnership); this runs at every training step.
+        using var one = 1.ToScalar();
+        return (shared * Mask(maskLogits)).add(adaptive, one);
+    }
 
     /// <summary>The σ a stored task uses: its cohort's σ_c once frozen, else the live σ.</summary>
     public Tensor SharedOf(TaskSlot slot) => slot.FrozenOn is int c ? Frozen[c].Shared : Shared;

@@ -5,8 +5,10 @@ namespace Microsoft.ML.Apd.Engine;
 /// <summary>Helpers that make tensor ownership explicit: results owned by the caller, no temporaries left behind.
 /// Scalars too: an implicitly converted TorchSharp <c>Scalar</c> (<c>x * 2.0</c>) has a finaliser and nothing keeps it
 /// alive during the native call, so on a long operation the finaliser thread can free it while libtorch reads it
-/// ("Unknown scalar type"; met in the 1,000-task benchmark). Operations over every task's entries therefore hold their
-/// scalars in <c>using var s = value.ToScalar()</c>.</summary>
+/// ("Unknown scalar type"; met in the 1,000-task benchmark, and once in a training step while other tests ran). Operations
+/// over every task's entries and those of every training step (the optimizer, the gradients added in place, the
+/// composition of θ) therefore hold their scalars in <c>using var s = value.ToScalar()</c>; a tensor <c>+</c> converts its
+/// α = 1 the same way, so those paths use <c>add(x, one)</c>.</summary>
 internal static class TensorOwnership
 {
     /// <summary>A detached deep copy that belongs to no dispose scope (the caller owns it).</summary>

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 using Parameter = TorchSharp.Modules.Parameter;
 
@@ -43,13 +44,15 @@ internal static class ApdObjective
     /// <summary>Adds scale · λ · sign(x), the gradient of λ‖x‖₁ (0 at 0, as autograd's), to each x.grad.</summary>
     public static void AddL1Gradient(IEnumerable<Parameter> parameters, double lambda, double scale)
     {
-        foreach (var p in parameters) GradientOf(p).add_(p.sign(), lambda * scale);
+        using var alpha = (lambda * scale).ToScalar(); // held for the calls (see TensorOwnership): every step
+        foreach (var p in parameters) GradientOf(p).add_(p.sign(), alpha);
     }
 
     /// <summary>Adds scale · 2λx, the gradient of λ‖x‖², to each x.grad.</summary>
     public static void AddSquaredL2Gradient(IEnumerable<Parameter> parameters, double lambda, double scale)
     {
-        foreach (var p in parameters) GradientOf(p).add_(p, 2 * lambda * scale);
+        using var alpha = (2 * lambda * scale).ToScalar();
+        foreach (var p in parameters) GradientOf(p).add_(p, alpha);
     }
 
     /// <summary>The proximal step of an L1 term after a gradient step: x ← sign(x)·max(|x| − <paramref name="shrink"/>, 0)

@@ -260,13 +260,14 @@ internal sealed class FastRetroactiveUpdate : IRetroactiveUpdate
     public void AddGradients(IReadOnlyList<Parameter> shared, double scale)
     {
         using var noGrad = no_grad();
+        using var weight = (2 * _lambda2 * scale).ToScalar(); // held for the calls (see TensorOwnership): every step
         for (int l = 0; l < _layers.Count; l++)
         {
             using var scope = NewDisposeScope();
             var state = _layers[l];
             var gradient = shared[l].grad!;
-            gradient.addcmul_(shared[l] - state.SharedAtStart, state.MaskSquareSum, 2 * _lambda2 * scale);   // Δσ ⊙ A
-            gradient.add_(state.Coupling, 2 * _lambda2 * scale);                                              // C
+            gradient.addcmul_(shared[l] - state.SharedAtStart, state.MaskSquareSum, weight);   // Δσ ⊙ A
+            gradient.add_(state.Coupling, weight);                                              // C
         }
     }
 

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 using Parameter = TorchSharp.Modules.Parameter;
 
@@ -73,18 +74,19 @@ internal sealed class FlatAdam : IDisposable
         using var scope = NewDisposeScope();
         _step++;
         double firstCorrection = 1 - Math.Pow(Beta1, _step), secondCorrection = 1 - Math.Pow(Beta2, _step);
-        _firstMoment.mul_(Beta1).add_(_gradients, 1 - Beta1);
-        _secondMoment.mul_(Beta2).addcmul_(_gradients, _gradients, 1 - Beta2);
-        var denominator = _secondMoment.sqrt().div_(Math.Sqrt(secondCorrection)).add_(Epsilon);
-        if (_groups.Length == 1)
-        {
-            _values.addcdiv_(_firstMoment, denominator, -LearningRates[0] / firstCorrection);
-            return;
-        }
+        // Scalars held for the calls, not converted implicitly (see TensorOwnership): a step runs millions of times.
+        using Scalar beta1 = Beta1.ToScalar(), rest1 = (1 - Beta1).ToScalar(), beta2 = Beta2.ToScalar(), rest2 = (1 - Beta2).ToScalar(),
+            rootCorrection = Math.Sqrt(secondCorrection).ToScalar(), epsilon = Epsilon.ToScalar();
+        _firstMoment.mul_(beta1).add_(_gradients, rest1);
+        _secondMoment.mul_(beta2).addcmul_(_gradients, _gradients, rest2);
+        var denominator = _secondMoment.sqrt().div_(rootCorrection).add_(epsilon);
         for (int g = 0; g < _groups.Length; g++)
             if (_groups[g] is var (start, count) && count > 0)
-                _values.narrow(0, start, count).addcdiv_(_firstMoment.narrow(0, start, count), denominator.narrow(0, start, count),
-                    -LearningRates[g] / firstCorrection);
+            {
+                using var step = (-LearningRates[g] / firstCorrection).ToScalar();
+                if (_groups.Length == 1) _values.addcdiv_(_firstMoment, denominator, step);
+                else _values.narrow(0, start, count).addcdiv_(_firstMoment.narrow(0, start, count), denominator.narrow(0, start, count), step);
+            }
     }
 
     /// <summary>True when every parameter is finite: one reduction over the flat buffer.</summary>

@@ -121,7 +121,11 @@ internal sealed class TaskTrainingSession : IDisposable
 
     /// <summary>The adaptive part of layer l being trained: τ_t, plus U_t V_tᵀ when the layer has one.</summary>
     private Tensor AdaptiveOf(int l)
-        => l < LowRank.Count ? Adaptive[l] + LowRankAdaptive.Product(LowRank[l].Left, LowRank[l].Right, _network.Layers[l].WeightShape) : Adaptive[l];
+    {
+        if (l >= LowRank.Count) return Adaptive[l];
+        using var one = 1.ToScalar(); // held for the call (see TensorOwnership): every step
+        return Adaptive[l].add(LowRankAdaptive.Product(LowRank[l].Left, LowRank[l].Right, _network.Layers[l].WeightShape), one);
+    }
 
     /// <summary>The full APD objective for one batch as one differentiable expression (see <see cref="ApdObjective"/>):
     /// the reference <see cref="Backward"/>'s gradients are checked against.</summary>
@@ -150,7 +154,8 @@ internal sealed class TaskTrainingSession : IDisposable
         double scale = h.GradientScale;
         foreach (var p in TrainableParameters) p.grad?.zero_();
         var taskLoss = ApdObjective.TaskLoss(Logits(features), labels);
-        (taskLoss * scale).backward();
+        using (var gradientScale = scale.ToScalar()) // held for the call (see TensorOwnership)
+            taskLoss.mul(gradientScale).backward();
         Retroactive.AddGradients(Shared, scale);
         using var noGrad = no_grad();
         var adaptive = _trainsAdaptive ? Adaptive : [];
