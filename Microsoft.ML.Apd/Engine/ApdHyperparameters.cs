@@ -24,26 +24,10 @@ internal sealed record ApdHyperparameters
     public int NumberOfEpochs { get; init; } = Defaults.NumberOfEpochs;
     public int BatchSize { get; init; } = Defaults.BatchSize;
     public double LearningRate { get; init; } = Defaults.LearningRate;
+    /// <summary>How the rate of σ, τ_t, the masks, biases and heads falls over a task (<see cref="LearningRateAt"/>).</summary>
     public LearningRateSchedule LearningRateSchedule { get; init; } = Defaults.LearningRateSchedule;
     /// <summary>Learning rate multiplier per epoch of <see cref="LearningRateSchedule.ExponentialPerEpoch"/>.</summary>
     public double LearningRateDecay { get; init; } = Defaults.LearningRateDecay;
-
-    /// <summary>The learning rate of σ, τ_t, the masks, biases and head at step <paramref name="step"/> (from 0) of epoch
-    /// <paramref name="epoch"/> (from 0), for a task of <see cref="NumberOfEpochs"/> epochs of <paramref name="stepsPerEpoch"/> steps.</summary>
-    public double LearningRateAt(int epoch, int step, int stepsPerEpoch)
-        => LearningRate * Fall(LearningRateSchedule, epoch, step, stepsPerEpoch);
-
-    /// <summary>The learning rate of the low-rank factors U_t, V_t at that step.</summary>
-    public double LowRankLearningRateAt(int epoch, int step, int stepsPerEpoch)
-        => LearningRate * LowRankLearningRateMultiplier * Fall(LowRankLearningRateSchedule, epoch, step, stepsPerEpoch);
-
-    /// <summary>The share of its starting rate a schedule keeps at a step, in (0, 1].</summary>
-    private double Fall(LearningRateSchedule schedule, int epoch, int step, int stepsPerEpoch) => schedule switch
-    {
-        LearningRateSchedule.ExponentialPerEpoch => Math.Pow(LearningRateDecay, epoch),
-        // Never 0: the last step s = S − 1 keeps ½(1 − cos(π/S)).
-        _ => 0.5 * (1 + Math.Cos(Math.PI * ((double)epoch * stepsPerEpoch + step) / ((double)NumberOfEpochs * stepsPerEpoch))),
-    };
     /// <summary>λ₁: L1 on τ, and the hard threshold |τ| ≤ λ₁ ⇒ 0.</summary>
     public double SparsityStrength { get; init; } = Defaults.SparsityStrength;
     /// <summary>λ₂: weight of the retroactive term.</summary>
@@ -85,6 +69,7 @@ internal sealed record ApdHyperparameters
     public int LowRankAdaptiveLayers { get; init; } = Defaults.LowRankAdaptiveLayers;
     /// <summary>U_t and V_t learn at LearningRate × this, falling by <see cref="LowRankLearningRateSchedule"/>.</summary>
     public double LowRankLearningRateMultiplier { get; init; } = Defaults.LowRankLearningRateMultiplier;
+    /// <summary>How the rate of U_t and V_t falls over a task (<see cref="LowRankLearningRateAt"/>).</summary>
     public LearningRateSchedule LowRankLearningRateSchedule { get; init; } = Defaults.LowRankLearningRateSchedule;
     /// <summary>L1 strength on the earlier τ_i in the retroactive term: λ₁ plus the proximal shrinking's share.</summary>
     internal double RetroactiveSparsityStrength => SparsityStrength + ProximalStrength / GradientScale;
@@ -96,4 +81,21 @@ internal sealed record ApdHyperparameters
     /// <summary>Fast by default: it matches Exact's accuracy on Split Fashion-MNIST and ends within 0.02× of its
     /// capacity (docs/benchmarks.md), at a step cost that does not grow with the number of tasks.</summary>
     public RetroactiveUpdateMode RetroactiveUpdate { get; init; } = Defaults.RetroactiveUpdate;
+
+    /// <summary>The learning rate of σ, τ_t, the masks, biases and head at step <paramref name="step"/> (from 0) of epoch
+    /// <paramref name="epoch"/> (from 0), for a task of <see cref="NumberOfEpochs"/> epochs of <paramref name="stepsPerEpoch"/> steps.</summary>
+    public double LearningRateAt(int epoch, int step, int stepsPerEpoch)
+        => LearningRate * Fall(LearningRateSchedule, epoch, step, stepsPerEpoch);
+
+    /// <summary>The learning rate of the low-rank factors U_t, V_t at that step.</summary>
+    public double LowRankLearningRateAt(int epoch, int step, int stepsPerEpoch)
+        => LearningRate * LowRankLearningRateMultiplier * Fall(LowRankLearningRateSchedule, epoch, step, stepsPerEpoch);
+
+    /// <summary>The share of its starting rate a schedule keeps at a step, in (0, 1].</summary>
+    private double Fall(LearningRateSchedule schedule, int epoch, int step, int stepsPerEpoch) => schedule switch
+    {
+        LearningRateSchedule.ExponentialPerEpoch => Math.Pow(LearningRateDecay, epoch),
+        // Never 0: the last step s = S − 1 keeps ½(1 − cos(π/S)).
+        _ => 0.5 * (1 + Math.Cos(Math.PI * ((double)epoch * stepsPerEpoch + step) / ((double)NumberOfEpochs * stepsPerEpoch))),
+    };
 }
