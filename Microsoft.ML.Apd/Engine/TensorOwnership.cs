@@ -8,7 +8,8 @@ namespace Microsoft.ML.Apd.Engine;
 /// ("Unknown scalar type"; met in the 1,000-task benchmark, and once in a training step while other tests ran). Operations
 /// over every task's entries and those of every training step (the optimizer, the gradients added in place, the
 /// composition of θ) therefore hold their scalars in <c>using var s = value.ToScalar()</c>; a tensor <c>+</c> converts its
-/// α = 1 the same way, so those paths use <c>add(x, one)</c>.</summary>
+/// α = 1 the same way, so those paths use <c>add(x, one)</c>. (The differentiable reference expressions — the objective's
+/// <c>Loss</c>, the Exact update's <c>Penalty</c> — still read like the math, with implicit scalars.)</summary>
 internal static class TensorOwnership
 {
     /// <summary>A detached deep copy that belongs to no dispose scope (the caller owns it).</summary>

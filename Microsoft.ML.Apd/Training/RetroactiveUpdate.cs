@@ -100,7 +100,9 @@ internal sealed class ExactRetroactiveUpdate : IRetroactiveUpdate
     /// <summary>By autograd, over the stacked tensors: this is the reference.</summary>
     public void AddGradients(IReadOnlyList<Parameter> shared, double scale)
     {
-        if (_tasks.Length > 0) (Penalty(shared) * scale).backward();
+        if (_tasks.Length == 0) return;
+        using var gradientScale = scale.ToScalar(); // held for the call (see TensorOwnership), as the task loss's
+        Penalty(shared).mul(gradientScale).backward();
     }
 
     public Tensor Penalty(IReadOnlyList<Tensor> shared)
